@@ -1,0 +1,81 @@
+"""One decorator binds a route to its schemas: it validates the request (body or query) with
+the request schema, shapes the reply with the response schema, and records the operation for
+the OpenAPI document — so the contract and the code cannot drift apart."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from flask import Blueprint, request
+from marshmallow import Schema
+
+from app.errors import ApiError
+from app.settings import API_PREFIX
+
+
+@dataclass
+class Operation:
+    path: str
+    method: str
+    summary: str
+    tag: str
+    body: type[Schema] | None
+    query: type[Schema] | None
+    response: type[Schema] | None
+    status: int
+    errors: tuple[int, ...]
+    public: bool = False
+    path_params: tuple[str, ...] = field(default_factory=tuple)
+
+
+OPERATIONS: list[Operation] = []
+
+
+def json_body() -> dict:
+    """The request's JSON object; {} for an empty body; 400 for anything that is not JSON."""
+    if not request.get_data(cache=True):
+        return {}
+    # Clients that forget the Content-Type header still mean JSON.
+    body = request.get_json(force=True, silent=True, cache=True)
+    if body is None:
+        raise ApiError(400, "Request body is not valid JSON")
+    if not isinstance(body, dict):
+        raise ApiError(400, "Request body must be a JSON object")
+    return body
+
+
+def endpoint(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
+             body: type[Schema] | None = None, query: type[Schema] | None = None,
+             response: type[Schema] | None = None, status: int = 200,
+             errors: tuple[int, ...] = (400,), public: bool = False):
+    path_params = tuple(part[1:-1].split(":")[-1] for part in rule.split("/") if part.startswith("<"))
+    openapi_path = API_PREFIX + "/".join(
+        "{" + part[1:-1].split(":")[-1] + "}" if part.startswith("<") else part for part in rule.split("/"))
+    OPERATIONS.append(Operation(openapi_path, method.lower(), summary, tag, body, query, response, status,
+                                errors, public, path_params))
+    body_schema = body() if body else None
+    query_schema = query() if query else None
+    response_schema = response() if response else None
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(**url_params):
+            kwargs = dict(url_params)
+            if body_schema is not None:
+                kwargs["data"] = body_schema.load(json_body())
+            elif query_schema is not None:
+                kwargs["data"] = query_schema.load(request.args.to_dict())
+            result = view(**kwargs)
+            code = status
+            if isinstance(result, tuple):
+                result, code = result
+            if response_schema is not None:
+                result = response_schema.dump(result)
+            return result, code
+
+        bp.add_url_rule(rule, endpoint=view.__name__, view_func=wrapper, methods=[method.upper()])
+        wrapper.public = public
+        return wrapper
+
+    return decorate

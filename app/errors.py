@@ -1,0 +1,66 @@
+"""Every error leaves as ``{"error": "..."}`` with the right status; never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask, jsonify
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, **extra):
+        super().__init__(message)
+        self.status, self.message, self.extra = status, message, extra
+
+
+def describe_validation(messages, prefix: str = "") -> str:
+    """Flatten marshmallow's nested messages into one sentence that names each field."""
+    parts: list[str] = []
+    if isinstance(messages, dict):
+        for name, inner in messages.items():
+            label = f"{prefix}.{name}" if prefix else str(name)
+            if name == "_schema":
+                label = prefix or "body"
+            parts.append(describe_validation(inner, label))
+    elif isinstance(messages, list):
+        texts = [m for m in messages if isinstance(m, str)]
+        if texts:
+            parts.append(f"{prefix}: {' '.join(texts)}" if prefix else " ".join(texts))
+        for inner in messages:
+            if not isinstance(inner, str):
+                parts.append(describe_validation(inner, prefix))
+    else:
+        parts.append(f"{prefix}: {messages}" if prefix else str(messages))
+    return "; ".join(p for p in parts if p)
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return jsonify({"error": exc.message, **exc.extra}), exc.status
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError):
+        return jsonify({"error": f"Invalid request: {describe_validation(exc.messages)}"}), 400
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        return jsonify({"error": exc.description or exc.name}), exc.code or 500
+
+    @app.errorhandler(redis.exceptions.ConnectionError)
+    @app.errorhandler(redis.exceptions.TimeoutError)
+    def _redis_down(exc):
+        log.warning("Redis unavailable: %s", exc)
+        return jsonify({"error": "The task queue (Redis) is unavailable; retry shortly"}), 503
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        if isinstance(exc, HTTPException):
+            return _http(exc)
+        log.exception("unhandled error")
+        return jsonify({"error": f"Internal server error ({exc.__class__.__name__})"}), 500

@@ -1,0 +1,62 @@
+"""/media/metadata and /cache-paths: probe files and look up their analysis on disk."""
+
+from __future__ import annotations
+
+import os
+
+from app.paths import check_cache_dir, check_media
+from workers import store
+from workers.active_models import active_model
+from workers.media.probe import MediaError, hhmmss, probe
+
+
+def _number(value: float) -> float | int:
+    value = round(float(value), 3)
+    return int(value) if value.is_integer() else value
+
+
+def audio_cached(cache_dir: str, hash_str: str) -> bool:
+    return (store.audio_dir(cache_dir, hash_str) / "transcript.json").exists()
+
+
+def media_properties(cache_dir: str, media_paths: list[str]) -> dict:
+    cache_dir = check_cache_dir(cache_dir)
+    visual_key = active_model("visual")
+    out = {}
+    for path in media_paths:
+        check_media(path, "media_paths")
+        try:
+            info = probe(path)
+            hash_str = store.hash_file(path)
+        except (MediaError, OSError) as exc:
+            out[path] = {"media_path": path, "error": str(exc) if isinstance(exc, MediaError) else exc.strerror,
+                         "video_cached": False, "audio_cached": False, "hash_str": None}
+            continue
+        runtime = hhmmss(info.duration) if info.kind != "image" else "00:00:01"
+        out[path] = {
+            "video_cached": info.kind in ("video", "image") and store.has_embeddings(cache_dir, hash_str, visual_key),
+            "audio_cached": info.has_audio and audio_cached(cache_dir, hash_str),
+            "runtime": runtime,
+            "fps": _number(info.fps) if info.kind == "video" else 0,
+            "media_path": path,
+            "timecode": info.timecode,
+            "hash_str": hash_str,
+        }
+    return {"media_properties": out}
+
+
+def cache_paths(cache_dir: str, media_path: str) -> dict:
+    cache_dir = check_cache_dir(cache_dir)
+    check_media(media_path)
+    if not os.path.isfile(media_path):
+        from app.errors import ApiError
+
+        raise ApiError(400, f"media_path: file not found: {media_path}")
+    hash_str = store.hash_file(media_path)
+    visual = store.visual_dir(cache_dir, hash_str)
+    audio = store.audio_dir(cache_dir, hash_str)
+    return {
+        "video_cache_path": str(visual) if (visual / store.MANIFEST).exists() else None,
+        "audio_cache_path": str(audio) if (audio / "transcript.json").exists() else None,
+        "hash_str": hash_str,
+    }

@@ -1,0 +1,110 @@
+"""The one settings object: every knob is an environment variable with a ``SIGHTLINE_`` prefix.
+
+``docs/settings.md`` lists them. Settings are read when ``load_settings()`` is called, so a
+process started with a different environment (a test server, a worker on another machine)
+sees its own values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+API_PREFIX = "/api/v1"
+DEFAULT_PORT = 6699
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(f"SIGHTLINE_{name}")
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name)
+    try:
+        return int(raw) if raw is not None else default
+    except ValueError as exc:
+        raise ValueError(f"SIGHTLINE_{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name)
+    try:
+        return float(raw) if raw is not None else default
+    except ValueError as exc:
+        raise ValueError(f"SIGHTLINE_{name} must be a number, got {raw!r}") from exc
+
+
+def _env_paths(name: str) -> tuple[Path, ...]:
+    raw = _env(name)
+    if not raw:
+        return ()
+    return tuple(Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    host: str
+    port: int
+    redis_url: str | None
+    media_roots: tuple[Path, ...]
+    export_roots: tuple[Path, ...]
+    models_dir: Path
+    visual_model: str
+    speech_model: str
+    face_detector: str
+    face_model: str
+    device: str
+    worker_concurrency: int
+    thumbnail_max_side: int
+    thumbnail_quality: int
+    task_stale_seconds: float
+    watch_poll_seconds: float
+    watch_stable_seconds: float
+    search_timeout_seconds: float
+    log_level: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def keys_file(self) -> Path:
+        return self.home / "keys.json"
+
+    @property
+    def state_file(self) -> Path:
+        return self.home / "state.json"
+
+    @property
+    def watch_folders_file(self) -> Path:
+        return self.home / "watch_folders.json"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.home / "redis"
+
+
+def load_settings() -> Settings:
+    home = Path(_env("HOME", "~/.sightline")).expanduser().resolve()
+    return Settings(
+        home=home,
+        host=_env("HOST", "127.0.0.1"),
+        port=_env_int("PORT", DEFAULT_PORT),
+        redis_url=_env("REDIS_URL"),
+        media_roots=_env_paths("MEDIA_ROOTS"),
+        export_roots=_env_paths("EXPORT_ROOTS"),
+        models_dir=Path(_env("MODELS_DIR", str(home / "models"))).expanduser().resolve(),
+        visual_model=_env("VISUAL_MODEL", "v2-medium-256"),
+        speech_model=_env("SPEECH_MODEL", "whisper-tiny.en"),
+        face_detector=_env("FACE_DETECTOR", "dlib"),
+        face_model=_env("FACE_MODEL", "Dlib"),
+        device=_env("DEVICE", "auto"),
+        worker_concurrency=_env_int("WORKER_CONCURRENCY", 1),
+        thumbnail_max_side=_env_int("THUMBNAIL_MAX_SIDE", 384),
+        thumbnail_quality=_env_int("THUMBNAIL_QUALITY", 65),
+        task_stale_seconds=_env_float("TASK_STALE_SECONDS", 30.0),
+        watch_poll_seconds=_env_float("WATCH_POLL_SECONDS", 10.0),
+        watch_stable_seconds=_env_float("WATCH_STABLE_SECONDS", 5.0),
+        search_timeout_seconds=_env_float("SEARCH_TIMEOUT_SECONDS", 60.0),
+        log_level=_env("LOG_LEVEL", "INFO").upper(),
+    )

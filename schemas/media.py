@@ -1,0 +1,34 @@
+from marshmallow import fields, validate
+
+from schemas.common import Base, Number, Path
+
+
+class MetadataRequest(Base):
+    cache_dir = Path(required=True)
+    media_paths = fields.List(Path(), required=True, validate=validate.Length(max=10000))
+
+
+class MediaProperties(Base):
+    video_cached = fields.Boolean()
+    audio_cached = fields.Boolean()
+    runtime = fields.String()
+    fps = Number()
+    media_path = fields.String()
+    timecode = fields.String()
+    hash_str = fields.String(allow_none=True)
+    error = fields.String()
+
+
+class MetadataResponse(Base):
+    media_properties = fields.Dict(keys=fields.String(), values=fields.Nested(MediaProperties))
+
+
+class CachePathsRequest(Base):
+    cache_dir = Path(required=True)
+    media_path = Path(required=True)
+
+
+class CachePathsResponse(Base):
+    video_cache_path = fields.String(allow_none=True)
+    audio_cache_path = fields.String(allow_none=True)
+    hash_str = fields.String()

@@ -1,0 +1,85 @@
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from schemas.common import Base, Path, max_results
+
+
+class PersonFilter(Base):
+    cluster_job_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    person_name = fields.String(validate=validate.Length(min=1, max=200))
+    cluster_id = fields.String(validate=validate.Length(min=1, max=200))
+
+    @validates_schema
+    def _one_of(self, data, **kwargs):
+        if not data.get("person_name") and not data.get("cluster_id"):
+            raise ValidationError("each people_filter entry needs person_name or cluster_id")
+
+
+class _VisualSearch(Base):
+    cache_dir = Path(required=True)
+    media_paths = fields.List(Path(), load_default=list)
+    max_results = max_results(50)
+    search_all = fields.Boolean(load_default=False)
+    exclude = fields.List(fields.String(validate=validate.Length(min=1, max=500)), load_default=list,
+                          validate=validate.Length(max=20))
+    text_weight = fields.Float(load_default=1.0, validate=validate.Range(min=0.0, max=100.0))
+
+
+class TextSearchRequest(_VisualSearch):
+    query = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+    people_filter = fields.List(fields.Nested(PersonFilter), load_default=list)
+    people_filter_mode = fields.String(load_default="and", validate=validate.OneOf(["and", "or"]))
+
+
+class _NeedsQueryForExclude(_VisualSearch):
+    query = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=1000))
+
+    @validates_schema
+    def _exclude_needs_query(self, data, **kwargs):
+        if data.get("exclude") and not data.get("query"):
+            raise ValidationError("exclude requires query", "exclude")
+
+
+class ImageSearchRequest(_NeedsQueryForExclude):
+    image_path = Path(required=True)
+
+
+class FrameSearchRequest(_NeedsQueryForExclude):
+    media_path = Path(required=True)
+    time_seconds = fields.Float(required=True, validate=validate.Range(min=0, max=10 ** 7))
+
+
+class VisualMatch(Base):
+    frame_idx = fields.String(required=True)
+    timestamp = fields.String(required=True)
+    image = fields.String(allow_none=True)
+    scene_start_timestamp = fields.String()
+    scene_end_timestamp = fields.String()
+    original_index = fields.Integer()
+    hash_str = fields.String()
+    video_path = fields.String()
+
+
+class VisualSearchResponse(Base):
+    matches = fields.List(fields.Nested(VisualMatch))
+
+
+class TranscriptSearchRequest(Base):
+    query = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+    cache_dir = Path(required=True)
+    media_paths = fields.List(Path(), load_default=list)
+    max_results = max_results(50)
+    search_all = fields.Boolean(load_default=True)
+
+
+class TranscriptMatch(Base):
+    media_path = fields.String()
+    hash_str = fields.String()
+    start_seconds = fields.Float()
+    end_seconds = fields.Float()
+    text = fields.String()
+    start_timestamp = fields.String()
+    end_timestamp = fields.String()
+
+
+class TranscriptSearchResponse(Base):
+    matches = fields.List(fields.Nested(TranscriptMatch))

@@ -1,0 +1,57 @@
+"""The Celery application shared by the API (which only sends tasks) and the workers.
+
+Two queues (DESIGN.md): ``analysis`` for long jobs, one at a time per worker, and ``query``
+for low-latency searches. Task modules are imported by the worker only, so the API process
+never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+from app.settings import load_settings
+
+ANALYSIS_QUEUE = "analysis"
+QUERY_QUEUE = "query"
+
+
+def redis_url() -> str:
+    url = load_settings().redis_url or os.environ.get("SIGHTLINE_EMBEDDED_REDIS_URL")
+    if not url:
+        raise RuntimeError(
+            "No Redis URL: set SIGHTLINE_REDIS_URL, or start everything with `sightline serve`"
+        )
+    return url
+
+
+def make_celery() -> Celery:
+    url = os.environ.get("SIGHTLINE_REDIS_URL") or os.environ.get("SIGHTLINE_EMBEDDED_REDIS_URL") or "redis://"
+    celery = Celery("sightline", broker=url, backend=url)
+    celery.conf.update(
+        task_default_queue=QUERY_QUEUE,
+        task_routes={
+            "sightline.analyze_file": {"queue": ANALYSIS_QUEUE},
+            "sightline.recluster": {"queue": ANALYSIS_QUEUE},
+            "sightline.query.*": {"queue": QUERY_QUEUE},
+        },
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        result_expires=3600,
+        # A worker takes one long analysis file at a time, so a second worker can take the next.
+        worker_prefetch_multiplier=1,
+        # A file that crashes its worker must not be redelivered forever: it fails alone.
+        task_acks_late=False,
+        task_track_started=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 6 * 3600},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        imports=("tasks.analyze", "tasks.query", "tasks.recluster"),
+    )
+    return celery
+
+
+celery_app = make_celery()

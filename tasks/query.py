@@ -1,0 +1,30 @@
+"""Low-latency tasks on the ``query`` queue: warm a model, embed a query, run a search.
+
+The query worker keeps the active visual model and the loaded embeddings in memory, so a
+search costs one text encoding and one matrix product.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tasks import state
+from tasks.celery_app import celery_app
+
+log = logging.getLogger(__name__)
+
+
+@celery_app.task(name="sightline.query.warm_visual")
+def warm_visual(model_key: str) -> dict:
+    """Load ``model_key`` into this worker; clears the loading flag the API set."""
+    try:
+        from workers.engines.visual import load_visual_engine
+
+        engine = load_visual_engine(model_key)
+        return {"model_key": model_key, "dim": engine.dim}
+    except Exception as exc:  # noqa: BLE001 - reported to the API through Redis
+        log.exception("loading %s failed", model_key)
+        state.set_model_error("visual", str(exc) or exc.__class__.__name__)
+        return {"model_key": model_key, "error": str(exc)}
+    finally:
+        state.set_model_loading("visual", None)

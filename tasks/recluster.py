@@ -1,0 +1,1 @@
+"""Face re-clustering on the ``analysis`` queue (see workers/faces)."""

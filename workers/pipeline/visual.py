@@ -1,0 +1,199 @@
+"""Visual analysis of one file: 1 fps frames → thumbnails, scene features, embeddings, faces.
+
+One decode feeds every consumer. Embedding runs in a second thread on the previous batch
+while this one decodes the next, so decode and inference overlap. A file whose thumbnails
+are already stored is embedded by a new model from those thumbnails, without decoding the
+video again.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image
+
+from app.settings import load_settings
+from workers import scenes, store
+from workers.engines.base import VisualEngine
+from workers.media.frames import Frame, iter_frames
+from workers.media.probe import MediaError, MediaInfo
+from workers.pipeline import Cancelled
+
+BATCH = 16
+
+
+def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "JPEG", quality=quality, optimize=True)
+    return buffer.getvalue()
+
+
+class _Embedder:
+    """Embeds batches in a background thread; keeps at most one batch in flight."""
+
+    def __init__(self, engine: VisualEngine | None):
+        self.engine = engine
+        self.pool = ThreadPoolExecutor(max_workers=1) if engine else None
+        self.pending: Future | None = None
+        self.batch: list[np.ndarray] = []
+        self.rows: list[np.ndarray] = []
+
+    def add(self, rgb: np.ndarray) -> None:
+        if self.engine is None:
+            return
+        self.batch.append(rgb)
+        if len(self.batch) >= BATCH:
+            self._submit()
+
+    def _submit(self) -> None:
+        if self.pending is not None:
+            self.rows.append(self.pending.result())
+        self.pending = self.pool.submit(self.engine.embed_images, self.batch) if self.batch else None
+        self.batch = []
+
+    def finish(self) -> np.ndarray | None:
+        if self.engine is None:
+            return None
+        self._submit()
+        if self.pending is not None:
+            self.rows.append(self.pending.result())
+            self.pending = None
+        self.pool.shutdown(wait=True)
+        if not self.rows:
+            return np.zeros((0, self.engine.dim), dtype=np.float16)
+        matrix = np.concatenate(self.rows).astype(np.float32)
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        return matrix.astype(np.float16)
+
+    def abort(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _expected_frames(info: MediaInfo) -> int:
+    return 1 if info.kind == "image" else max(1, int(info.duration + 1e-6) + 1)
+
+
+def analyze_visual(
+    info: MediaInfo,
+    cache_dir: str,
+    hash_str: str,
+    engine: VisualEngine | None,
+    face_sink: Callable[[Frame], None] | None = None,
+    progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> dict:
+    """Analyse one image or video into ``<cache_dir>/<hash_str>/``. Returns a summary dict.
+
+    ``face_sink`` receives every 1 fps frame (full resolution on demand) for face detection.
+    ``progress`` gets a percentage; ``should_cancel`` is polled between frames.
+    """
+    started = time.monotonic()
+    folder = store.visual_dir(cache_dir, hash_str)
+    manifest = store.read_visual_manifest(cache_dir, hash_str) or {}
+    model_key = getattr(engine, "key", None)
+    have_frames = bool(manifest.get("frames_complete"))
+    have_embeddings = model_key is None or model_key in manifest.get("embeddings", {})
+
+    if have_frames and have_embeddings and face_sink is None:
+        if progress:
+            progress(100.0)
+        return {"frames": manifest.get("frame_count", 0), "cached": True, "seconds": 0.0}
+    if have_frames and face_sink is None:
+        result = _embed_from_thumbnails(folder, manifest, engine, progress, should_cancel)
+    else:
+        result = _decode_pass(info, folder, manifest, engine, face_sink, progress, should_cancel,
+                              keep_frames=have_frames)
+    result["seconds"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_cancel, keep_frames) -> dict:
+    settings = load_settings()
+    expected = _expected_frames(info)
+    embedder = _Embedder(engine if (engine and engine.key not in manifest.get("embeddings", {})) else None)
+    jpegs: list[bytes] = []
+    features: list[np.ndarray] = []
+    try:
+        for frame in iter_frames(info, should_stop=should_cancel):
+            if should_cancel and should_cancel():
+                raise Cancelled()
+            if not keep_frames or embedder.engine is not None:
+                thumb = frame.rgb(settings.thumbnail_max_side)
+                if not keep_frames:
+                    jpegs.append(_jpeg(thumb, settings.thumbnail_quality))
+                    features.append(scenes.frame_features(thumb))
+                embedder.add(thumb)
+            if face_sink is not None:
+                face_sink(frame)
+            if progress:
+                progress(min(99.0, 100.0 * (frame.index + 1) / expected))
+        if should_cancel and should_cancel():
+            raise Cancelled()
+        embeddings = embedder.finish()
+    except BaseException:
+        embedder.abort()
+        raise
+
+    if not keep_frames:
+        if not jpegs:
+            raise MediaError("no frames could be decoded")
+        store.write_frames_pack(folder, jpegs)
+        feature_matrix = np.stack(features).astype(np.float32)
+        store.atomic_save_npy(folder / "features.npy", feature_matrix)
+        scene_list = scenes.detect_scenes(feature_matrix)
+        manifest = {
+            "format_version": store.VISUAL_FORMAT_VERSION,
+            "hash_str": manifest.get("hash_str") or folder.name,
+            "media_path": info.path,
+            "kind": info.kind,
+            "duration": info.duration,
+            "fps": info.fps,
+            "width": info.width,
+            "height": info.height,
+            "frame_count": len(jpegs),
+            "frames_complete": True,
+            "scenes": [list(map(int, s)) for s in scene_list],
+            "embeddings": manifest.get("embeddings", {}),
+        }
+    frame_count = manifest["frame_count"]
+    if embeddings is not None:
+        _store_embeddings(folder, manifest, engine, embeddings[:frame_count])
+    else:
+        store.atomic_write_json(folder / store.MANIFEST, manifest)
+    if progress:
+        progress(100.0)
+    return {"frames": frame_count, "cached": False, "reused_frames": keep_frames,
+            "scenes": len(manifest.get("scenes", []))}
+
+
+def _embed_from_thumbnails(folder, manifest, engine, progress, should_cancel) -> dict:
+    count = manifest["frame_count"]
+    embedder = _Embedder(engine)
+    try:
+        for index in range(count):
+            if should_cancel and should_cancel():
+                raise Cancelled()
+            jpeg = store.read_frame_jpeg(folder, index)
+            embedder.add(np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")))
+            if progress:
+                progress(min(99.0, 100.0 * (index + 1) / count))
+        embeddings = embedder.finish()
+    except BaseException:
+        embedder.abort()
+        raise
+    _store_embeddings(folder, manifest, engine, embeddings)
+    if progress:
+        progress(100.0)
+    return {"frames": count, "cached": False, "reused_frames": True, "scenes": len(manifest.get("scenes", []))}
+
+
+def _store_embeddings(folder, manifest, engine, embeddings: np.ndarray) -> None:
+    path = store.embeddings_file(folder.parent, folder.name, engine.key)
+    store.atomic_save_npy(path, embeddings)
+    manifest.setdefault("embeddings", {})[engine.key] = {"file": path.name, "dim": int(embeddings.shape[1])}
+    store.atomic_write_json(folder / store.MANIFEST, manifest)
