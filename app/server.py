@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     port = args.port or settings.port
     app = create_app(message_queue=redis_url())
     eventlet.spawn(_watchdog)
+    from app.services.watch_service import run_forever
+
+    eventlet.spawn(run_forever, eventlet.sleep)
     log.info("sightline API listening on http://%s:%d/api/v1 (pid %d)", host, port, os.getpid())
     socketio.run(app, host=host, port=port, log_output=False, use_reloader=False)
 

@@ -7,7 +7,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import requests
 import yaml
 from openapi_spec_validator import validate

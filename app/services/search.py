@@ -1,0 +1,70 @@
+"""Visual search (/search/text, /search/image, /search/frame) from the API side: validate
+what is searched, then hand the query to a query worker, which owns the model and the
+loaded embeddings, and wait for its answer."""
+
+from __future__ import annotations
+
+import os
+
+from celery.exceptions import TimeoutError as CeleryTimeout
+
+from app.errors import ApiError
+from app.paths import check_cache_dir, check_media
+from app.services.loaded import resolve_loaded
+from app.settings import load_settings
+from tasks import state
+from tasks.celery_app import celery_app
+from workers.active_models import active_model
+
+
+def _people_mask(cache_dir: str, people_filter: list[dict], mode: str) -> dict[str, list[int]]:
+    from workers.faces.service import people_frames
+
+    try:
+        frames = people_frames(cache_dir, people_filter, mode)
+    except LookupError as exc:
+        raise ApiError(400, f"people_filter: {exc.args[0] if exc.args else exc}") from None
+    except ValueError as exc:
+        raise ApiError(400, f"people_filter: {exc}") from None
+    return {hash_str: sorted(int(i) for i in indices) for hash_str, indices in frames.items()}
+
+
+def visual_search(kind: str, data: dict) -> dict:
+    cache_dir = check_cache_dir(data["cache_dir"])
+    loading = state.model_loading("visual")
+    if loading:
+        raise ApiError(503, f"The visual model {loading} is still loading; retry shortly")
+    chosen = resolve_loaded("visual", cache_dir, data.get("media_paths") or [], data.get("search_all", False))
+    payload = {
+        "kind": kind,
+        "cache_dir": cache_dir,
+        "model_key": active_model("visual"),
+        "hashes": chosen,
+        "query": data.get("query"),
+        "exclude": data.get("exclude") or [],
+        "text_weight": data.get("text_weight", 1.0),
+        "max_results": data["max_results"],
+        "frame_mask": None,
+    }
+    if data.get("people_filter"):
+        mask = _people_mask(cache_dir, data["people_filter"], data.get("people_filter_mode", "and"))
+        payload["frame_mask"] = {h: frames for h, frames in mask.items() if h in chosen}
+        if not payload["frame_mask"]:
+            return {"matches": []}
+    if kind == "image":
+        payload["image_path"] = check_media(data["image_path"], "image_path")
+        if not os.path.isfile(payload["image_path"]):
+            raise ApiError(400, f"image_path: file not found: {payload['image_path']}")
+    if kind == "frame":
+        payload["media_path"] = check_media(data["media_path"], "media_path")
+        if not os.path.isfile(payload["media_path"]):
+            raise ApiError(400, f"media_path: file not found: {payload['media_path']}")
+        payload["time_seconds"] = data["time_seconds"]
+    result = celery_app.send_task("sightline.query.search", args=[payload])
+    try:
+        answer = result.get(timeout=load_settings().search_timeout_seconds, interval=0.01)
+    except CeleryTimeout:
+        raise ApiError(503, "No query worker answered in time; is a `sightline worker` running?") from None
+    if "error" in answer:
+        raise ApiError(int(answer.get("status", 400)), answer["error"])
+    return {"matches": answer["matches"]}

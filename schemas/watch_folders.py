@@ -1,0 +1,61 @@
+from marshmallow import fields, validate
+
+from schemas.common import Base, Path
+
+
+class WatchFolderFields(Base):
+    """Fields a client may set; defaults are applied by workers/watch/config.py (spec table)."""
+
+    folder_path = Path()
+    cache_dir = Path(allow_none=True)
+    enabled = fields.Boolean()
+    enable_visual_analysis = fields.Boolean()
+    enable_audio_analysis = fields.Boolean()
+    enable_face_analysis = fields.Boolean()
+    audio_language = fields.String(validate=validate.Length(min=1, max=40))
+    cluster_job_name = fields.String(allow_none=True, validate=validate.Length(max=200))
+    face_eps = fields.Float(validate=validate.Range(min=0.0, min_inclusive=False, max=10.0))
+    face_min_samples = fields.Integer(validate=validate.Range(min=1, max=1000))
+    excluded_extensions = fields.List(fields.String(validate=validate.Length(max=50)),
+                                      validate=validate.Length(max=500))
+    excluded_filename_globs = fields.List(fields.String(validate=validate.Length(max=500)),
+                                          validate=validate.Length(max=500))
+
+
+class WatchFolderCreate(WatchFolderFields):
+    folder_path = Path(required=True)
+
+
+class WatchFolder(WatchFolderFields):
+    id = fields.String()
+    created_at = fields.Integer()
+    last_poll_time = fields.Float(allow_none=True)
+    files_analyzed_count = fields.Integer()
+    cache_dir = fields.String(allow_none=True)
+    folder_path = fields.String()
+
+
+class ServiceStatus(Base):
+    state = fields.String()
+    current_folder = fields.String(allow_none=True)
+    current_file = fields.String(allow_none=True)
+    files_pending = fields.Integer()
+    files_processed_this_session = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    paused_until = fields.Float(allow_none=True)
+    folder_stats = fields.Dict()
+
+
+class WatchFolderList(Base):
+    watch_folders = fields.List(fields.Nested(WatchFolder))
+    service_status = fields.Nested(ServiceStatus)
+
+
+class WatchFolderReply(Base):
+    message = fields.String()
+    watch_folder = fields.Nested(WatchFolder)
+
+
+class ServiceReply(Base):
+    message = fields.String()
+    service_status = fields.Nested(ServiceStatus)
