@@ -207,3 +207,12 @@ def clear_model_error(kind: str) -> None:
 
 def model_error(kind: str) -> str | None:
     return client().get(f"{PREFIX}model_error:{kind}")
+
+
+def register_task(task_id: str, kind: str) -> None:
+    """Record a task that does not take the analysis slot (a recluster, say)."""
+    key = _task_key(task_id)
+    client().hset(key, mapping={"task_id": task_id, "kind": kind, "state": "queued", "total": 1,
+                                "finished": 0, "failed": 0, "cancelled": 0, "created": time.time(),
+                                "heartbeat": 0, "files": "[]", "extra": "{}"})
+    client().expire(key, EVENT_TTL)

@@ -1,10 +1,13 @@
-"""The watch-folder service: polls enabled folders and queues new, complete files through the
+"""The watch-folder service: polls enabled folders and sends new, complete files through the
 same analysis path as /analyze.
 
 It runs as a background greenlet in every API process, but only the holder of a Redis lock
-works, so there is one instance cluster-wide. It yields to a user's /analyze: while another
-task holds the analysis slot it waits, and files of its own batch that were cancelled are
-picked up again on a later poll (nothing marks them analysed).
+works, so there is one instance cluster-wide. Whether it runs is stored with the watch
+folders (``workers/watch/config.py``), so a restarted server resumes it.
+
+It yields to a user's /analyze: while another task holds the analysis slot it waits, and
+when a user's request stops one of its own tasks (Jumper runs one task at a time), the files
+of that batch are picked up again on the next poll (the cache decides what is left to do).
 """
 
 from __future__ import annotations
@@ -16,98 +19,138 @@ import time
 import uuid
 
 from app.errors import ApiError
+from app.paths import check_media
 from app.settings import load_settings
 from tasks import state
 from workers import store, transcripts
 from workers.active_models import active_model
 from workers.watch import config
-from workers.watch.scanner import StabilityTracker, scan_folder
+from workers.watch.scanner import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, StabilityTracker, scan_folder
 
 log = logging.getLogger(__name__)
 
 LOCK = state.PREFIX + "watch:lock"
 STATUS = state.PREFIX + "watch:status"
 INSTANCE = uuid.uuid4().hex
+ORIGIN = "watch"
+
+# Settings that change what a folder's files need; editing one re-examines the folder.
+_SCAN_FIELDS = ("folder_path", "cache_dir", "enable_visual_analysis", "enable_audio_analysis",
+                "enable_face_analysis", "cluster_job_name", "audio_language", "excluded_extensions",
+                "excluded_filename_globs")
 
 
 def _set_status(**fields) -> None:
-    r = state.client()
-    r.hset(STATUS, mapping={k: json.dumps(v) for k, v in fields.items()})
+    state.client().hset(STATUS, mapping={k: json.dumps(v) for k, v in fields.items()})
 
 
 def status() -> dict:
+    """The spec's service status, plus ``current_task_id`` (join its Socket.IO room for progress)."""
     raw = state.client().hgetall(STATUS)
     current = {k: json.loads(v) for k, v in raw.items()}
-    enabled = config.service_enabled()
-    out = {
-        "state": current.get("state", "stopped") if enabled else "stopped",
-        "current_folder": current.get("current_folder"),
-        "current_file": current.get("current_file"),
-        "files_pending": current.get("files_pending", 0),
+    running = config.service_enabled()
+    return {
+        # The switch decides: a client that just called start sees "running" at once.
+        "state": "running" if running else "stopped",
+        "current_folder": current.get("current_folder") if running else None,
+        "current_file": current.get("current_file") if running else None,
+        "current_task_id": current.get("current_task_id") if running else None,
+        "files_pending": current.get("files_pending", 0) if running else 0,
         "files_processed_this_session": current.get("files_processed_this_session", 0),
         "last_error": current.get("last_error"),
-        "paused_until": current.get("paused_until"),
+        "paused_until": current.get("paused_until") if running else None,
         "folder_stats": current.get("folder_stats", {}),
     }
-    if enabled and out["state"] == "stopped":
-        out["state"] = "starting"
-    return out
 
 
 def start() -> dict:
     config.set_service_enabled(True)
-    _set_status(state="starting", last_error=None)
+    _set_status(last_error=None)
     return {"message": "Watch folder service started", "service_status": status()}
 
 
 def stop() -> dict:
     config.set_service_enabled(False)
-    _set_status(state="stopped", current_folder=None, current_file=None)
+    # A task the service started stops with it; a user's own /analyze is left alone.
+    current = state.current_task_id()
+    if current:
+        record = state.get_task(current) or {}
+        if record.get("extra", {}).get("origin") == ORIGIN:
+            state.request_cancel(current)
+    _set_status(current_folder=None, current_file=None, current_task_id=None, paused_until=None)
     return {"message": "Watch folder service stopped", "service_status": status()}
 
 
-def _needs_analysis(path: str, folder: dict) -> bool:
-    """False when everything this folder asks for is already in the cache (by content hash)."""
+def _kind(path: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    if ext in AUDIO_EXTENSIONS:
+        return "audio"
+    return "image" if ext in IMAGE_EXTENSIONS else "video"
+
+
+def _has_faces(cache_dir: str, job_name: str, hash_str: str) -> bool:
+    from workers.faces.storage import job_folder, read_meta
+
+    meta = read_meta(job_folder(cache_dir, job_name)) or {}
+    return hash_str in meta.get("media_hashes", [])
+
+
+def _needs(path: str, folder: dict) -> set[str]:
+    """What this folder asks for that the cache does not hold yet for ``path`` (by content hash):
+    a subset of {"visual", "faces", "speech"}."""
     cache_dir = folder.get("cache_dir") or config.default_cache_dir()
+    kind = _kind(path)
     try:
         hash_str = store.hash_file(path)
     except OSError:
-        return False
-    if folder.get("enable_visual_analysis", True) or folder.get("enable_face_analysis"):
-        if not store.has_embeddings(cache_dir, hash_str, active_model("visual")):
-            return True
-    if folder.get("enable_audio_analysis") and not transcripts.has_transcript(cache_dir, hash_str):
+        return set()
+    needs: set[str] = set()
+    if kind in ("video", "image"):
+        if folder.get("enable_visual_analysis", True) and not store.has_embeddings(
+                cache_dir, hash_str, active_model("visual")):
+            needs.add("visual")
+        job = folder.get("cluster_job_name")
+        if folder.get("enable_face_analysis") and job and not _has_faces(cache_dir, job, hash_str):
+            needs.add("faces")
+    if folder.get("enable_audio_analysis") and kind in ("video", "audio") and not transcripts.has_transcript(
+            cache_dir, hash_str):
         from workers.media.probe import MediaError, probe
 
         try:
-            return probe(path).has_audio
+            if probe(path).has_audio:
+                needs.add("speech")
         except MediaError:
-            return False
-    return False
+            pass
+    return needs
 
 
-def _request_for(folder: dict, paths: list[str]) -> dict:
-    request = {"cache_dir": folder.get("cache_dir") or config.default_cache_dir(), "visual_media_paths": [],
-               "transcription_jobs": [], "face_clustering_jobs": []}
-    if folder.get("enable_visual_analysis", True):
-        request["visual_media_paths"] = list(paths)
-    if folder.get("enable_audio_analysis"):
-        language = folder.get("audio_language")
-        request["transcription_jobs"] = [{"path": p, "language": language} for p in paths]
-    if folder.get("enable_face_analysis") and folder.get("cluster_job_name"):
+def _request_for(folder: dict, needs: dict[str, set[str]]) -> dict:
+    request = {"cache_dir": folder.get("cache_dir") or config.default_cache_dir(),
+               "visual_media_paths": [p for p, n in needs.items() if "visual" in n],
+               "transcription_jobs": [{"path": p, "language": folder.get("audio_language")}
+                                      for p, n in needs.items() if "speech" in n],
+               "face_clustering_jobs": []}
+    faces = [p for p, n in needs.items() if "faces" in n]
+    if faces:
         request["face_clustering_jobs"] = [{"cluster_job_name": folder["cluster_job_name"],
-                                            "face_media_paths": list(paths), "eps": folder.get("face_eps", 0.48),
+                                            "face_media_paths": faces, "eps": folder.get("face_eps", 0.48),
                                             "min_samples": folder.get("face_min_samples", 5)}]
     return request
+
+
+def _signature(folder: dict) -> str:
+    return json.dumps([folder.get(k) for k in _SCAN_FIELDS])
 
 
 class WatchLoop:
     def __init__(self):
         self.trackers: dict[str, StabilityTracker] = {}
-        self.queue: dict[str, list[str]] = {}  # folder id → ready files not yet submitted
+        self.signatures: dict[str, str] = {}
+        self.queue: dict[str, dict[str, set[str]]] = {}  # folder id → ready file → what it needs
         self.running: tuple[str, str, list[str]] | None = None  # (task_id, folder id, files)
         self.processed = 0
         self.stats: dict[str, dict] = {}
+        self.last_error: str | None = None
 
     def _holds_lock(self, ttl: float) -> bool:
         r = state.client()
@@ -118,71 +161,110 @@ class WatchLoop:
             return True
         return False
 
+    def _stat(self, folder_id: str) -> dict:
+        return self.stats.setdefault(folder_id, {"pending": 0, "waiting_for_stable": 0, "last_poll_time": None,
+                                                 "submitted": 0, "analyzed": 0, "failed": 0,
+                                                 "last_task_id": None, "error": None})
+
     def tick(self) -> None:
         settings = load_settings()
-        if not config.service_enabled():
-            self.trackers.clear()
-            self.queue.clear()
-            return
         if not self._holds_lock(settings.watch_poll_seconds * 3 + 5):
             return
         self._collect_finished()
+        if not config.service_enabled():
+            # Forget what was seen: a later start looks at every file again (the cache decides).
+            self.trackers.clear()
+            self.queue.clear()
+            self.signatures.clear()
+            return
         folders = [f for f in config.list_folders() if f.get("enabled", True)]
-        last_error = None
+        self._forget_changed(folders)
         for folder in folders:
-            tracker = self.trackers.setdefault(folder["id"], StabilityTracker(settings.watch_stable_seconds))
-            try:
-                ready = scan_folder(folder, tracker)
-            except OSError as exc:
-                last_error = f"{folder['folder_path']}: {exc.strerror or exc}"
-                self.stats[folder["id"]] = {**self.stats.get(folder["id"], {}), "error": last_error}
-                continue
-            config.record_poll(folder["id"])
-            fresh = [p for p in ready if _needs_analysis(p, folder)]
-            if fresh:
-                queued = self.queue.setdefault(folder["id"], [])
-                queued.extend(p for p in fresh if p not in queued)
-            self.stats[folder["id"]] = {"pending": len(self.queue.get(folder["id"], [])),
-                                        "waiting_for_stable": tracker.pending_count(),
-                                        "last_poll_time": time.time()}
-        pending = sum(len(v) for v in self.queue.values())
+            self._poll(folder, settings.watch_stable_seconds)
         waiting = sum(t.pending_count() for t in self.trackers.values())
-        current_state = "running"
-        current_folder = current_file = None
-        if self.running is None and pending:
-            current_state, current_folder, current_file, last_error = self._submit(folders, last_error)
-        elif self.running is not None:
-            current_state = "analyzing"
-            current_folder = next((f["folder_path"] for f in folders if f["id"] == self.running[1]), None)
-            current_file = self.running[2][0] if self.running[2] else None
-        _set_status(state=current_state, current_folder=current_folder, current_file=current_file,
-                    files_pending=sum(len(v) for v in self.queue.values()) + waiting,
-                    files_processed_this_session=self.processed,
-                    last_error=last_error, folder_stats=self.stats)
+        fields = {"current_folder": None, "current_file": None, "current_task_id": None, "paused_until": None}
+        if self.running is not None:
+            task_id, folder_id, paths = self.running
+            fields.update(current_task_id=task_id, current_file=paths[0] if paths else None,
+                          current_folder=next((f["folder_path"] for f in folders if f["id"] == folder_id), None))
+        elif any(self.queue.values()):
+            fields.update(self._submit(folders, settings.watch_poll_seconds))
+        _set_status(**fields, files_pending=sum(len(v) for v in self.queue.values()) + waiting,
+                    files_processed_this_session=self.processed, last_error=self.last_error,
+                    folder_stats=self.stats)
 
-    def _submit(self, folders: list[dict], last_error):
+    def _forget_changed(self, folders: list[dict]) -> None:
+        """Drop state of folders removed, disabled or edited since the last poll."""
+        current = {f["id"]: _signature(f) for f in folders}
+        for folder_id in list(self.trackers):
+            if current.get(folder_id) != self.signatures.get(folder_id):
+                self.trackers.pop(folder_id, None)
+                self.queue.pop(folder_id, None)
+        for folder_id in list(self.queue):
+            if folder_id not in current:
+                self.queue.pop(folder_id)
+        for folder_id in list(self.stats):
+            if folder_id not in current:
+                self.stats.pop(folder_id)
+        self.signatures = current
+
+    def _poll(self, folder: dict, stable_seconds: float) -> None:
+        stat = self._stat(folder["id"])
+        tracker = self.trackers.setdefault(folder["id"], StabilityTracker(stable_seconds))
+        try:
+            ready = scan_folder(folder, tracker)
+        except OSError as exc:
+            # An unmounted share: keep polling, say why nothing happens.
+            stat["error"] = self.last_error = f"{folder['folder_path']}: {exc.strerror or exc}"
+            return
+        stat["error"] = None
+        config.record_poll(folder["id"])
+        queued = self.queue.setdefault(folder["id"], {})
+        for path in ready:
+            needs = _needs(path, folder)
+            if needs:
+                queued[path] = needs
+        stat.update(pending=len(queued), waiting_for_stable=tracker.pending_count(), last_poll_time=time.time())
+
+    def _submit(self, folders: list[dict], poll_seconds: float) -> dict:
         from app.services.analysis import start_analysis
 
         if state.current_task_id():
-            return "waiting", None, None, last_error  # a user's task runs: yield to it
+            # A user's task holds the slot: wait for it, look again next poll.
+            return {"paused_until": time.time() + poll_seconds}
         for folder in folders:
-            paths = self.queue.get(folder["id"])
-            if not paths:
+            queued = self.queue.get(folder["id"])
+            if not queued:
                 continue
-            paths = [p for p in paths if os.path.isfile(p)]
-            self.queue[folder["id"]] = []
-            if not paths:
+            needs = {p: n for p, n in queued.items() if os.path.isfile(p) and self._allowed(p, folder["id"])}
+            self.queue[folder["id"]] = {}
+            if not needs:
                 continue
             try:
-                started = start_analysis(_request_for(folder, paths), origin="watch")
+                started = start_analysis(_request_for(folder, needs), origin=ORIGIN)
             except ApiError as exc:
                 if exc.status in (409, 503):
-                    self.queue[folder["id"]] = paths  # try again next poll
-                    return "waiting", None, None, last_error
-                return "running", folder["folder_path"], None, exc.message
+                    self.queue[folder["id"]] = needs  # busy or a model still loading: next poll
+                    return {"paused_until": time.time() + poll_seconds}
+                self._stat(folder["id"])["error"] = self.last_error = f"{folder['folder_path']}: {exc.message}"
+                continue
+            paths = list(needs)
             self.running = (started["task_id"], folder["id"], paths)
-            return "analyzing", folder["folder_path"], paths[0], last_error
-        return "running", None, None, last_error
+            stat = self._stat(folder["id"])
+            stat.update(submitted=stat["submitted"] + len(paths), last_task_id=started["task_id"],
+                        pending=0)
+            return {"current_task_id": started["task_id"], "current_folder": folder["folder_path"],
+                    "current_file": paths[0]}
+        return {}
+
+    def _allowed(self, path: str, folder_id: str) -> bool:
+        # A symlink inside the folder may lead outside the media roots; that file alone is refused.
+        try:
+            check_media(path, "watch folder file")
+        except ApiError as exc:
+            self._stat(folder_id)["error"] = self.last_error = exc.message
+            return False
+        return True
 
     def _collect_finished(self) -> None:
         if self.running is None:
@@ -196,14 +278,16 @@ class WatchLoop:
             return
         done = max(0, record["finished"] - record["failed"] - record["cancelled"])
         self.processed += done
+        stat = self._stat(folder_id)
+        stat.update(analyzed=stat["analyzed"] + done, failed=stat["failed"] + record["failed"])
         if done:
             config.increment_analyzed(folder_id, done)
         if record["cancelled"]:
-            # Yielded to a user's task: let those files be found again.
+            # Stopped to make room for a user's task: hand the batch out again; files that
+            # finished before the stop are skipped then, as the cache already holds them.
             tracker = self.trackers.get(folder_id)
-            for path in paths:
-                if tracker:
-                    tracker.retry(path)
+            for path in paths if tracker else ():
+                tracker.retry(path)
 
 
 def run_forever(sleep) -> None:

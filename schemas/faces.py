@@ -1,0 +1,123 @@
+from marshmallow import fields, validate
+
+from schemas.common import Base, Path
+
+JOB_NAME = validate.Length(min=1, max=200)
+
+
+class ClustersQuery(Base):
+    cache_dir = Path(required=True)
+
+
+class ClusterJobInfo(Base):
+    name = fields.String()
+    total_entries = fields.Integer()
+    num_clusters = fields.Integer()
+    noise_entries = fields.Integer()
+    cluster_ids = fields.List(fields.String())
+    face_storage_version = fields.Integer()
+    media_hashes = fields.List(fields.String())
+
+
+class ClustersResponse(Base):
+    cluster_jobs = fields.List(fields.String())
+    jobs = fields.List(fields.Nested(ClusterJobInfo))
+
+
+class SamplesRequest(Base):
+    cache_dir = Path(required=True)
+    cluster_job_name = fields.String(required=True, validate=JOB_NAME)
+    limit_per_cluster = fields.Integer(load_default=12, validate=validate.Range(min=0, max=1000))
+    min_cluster_size = fields.Integer(load_default=1, validate=validate.Range(min=0))
+    max_cluster_size = fields.Integer(load_default=1_000_000_000, validate=validate.Range(min=0))
+    max_clusters = fields.Integer(load_default=100, validate=validate.Range(min=0, max=100000))
+    include_noise = fields.Boolean(load_default=False)
+
+
+class ClusterSamples(Base):
+    cluster_id = fields.String()
+    name = fields.String(allow_none=True)
+    size = fields.Integer()
+    sample_faces = fields.List(fields.String())
+
+
+class SamplesResponse(Base):
+    cluster_job_name = fields.String()
+    num_clusters = fields.Integer()
+    num_clusters_after_filter = fields.Integer()
+    total_entries = fields.Integer()
+    clusters = fields.List(fields.Nested(ClusterSamples))
+
+
+class FacesRequest(Base):
+    cache_dir = Path(required=True)
+    cluster_job_name = fields.String(required=True, validate=JOB_NAME)
+    cluster_id = fields.String(validate=validate.Length(min=1, max=200))
+    cluster_ids = fields.List(fields.String(validate=validate.Length(min=1, max=200)),
+                              validate=validate.Length(min=1, max=10000))
+    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=2000))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class FacesResponse(Base):
+    cluster_job_name = fields.String()
+    cluster_ids = fields.List(fields.String())
+    total = fields.Integer()
+    offset = fields.Integer()
+    limit = fields.Integer()
+    faces = fields.List(fields.Dict())
+
+
+class NameAssignment(Base):
+    cluster_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, allow_none=True, validate=validate.Length(max=200))
+
+
+class NamesRequest(Base):
+    cache_dir = Path(required=True)
+    cluster_job_name = fields.String(required=True, validate=JOB_NAME)
+    assignments = fields.List(fields.Nested(NameAssignment), required=True, validate=validate.Length(max=10000))
+
+
+class NamesResponse(Base):
+    updated = fields.Integer()
+    changes = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
+
+
+class ReclusterRequest(Base):
+    cache_dir = Path(required=True)
+    cluster_job_name = fields.String(required=True, validate=JOB_NAME)
+    eps = fields.Float(load_default=None, allow_none=True, validate=validate.Range(min=0.0, max=10.0))
+    min_samples = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=1000))
+    auto_detect_params = fields.Boolean(load_default=False)
+    clear_names = fields.Boolean(load_default=False)
+
+
+class Merge(Base):
+    cluster_ids = fields.List(fields.String(validate=validate.Length(min=1, max=200)), required=True,
+                              validate=validate.Length(min=1, max=10000))
+    target_cluster_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class Move(Base):
+    face_ids = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1, max=100000),
+                           metadata={"description": "face ids from /faces/clusters/faces"})
+    target_cluster_id = fields.String(required=True, validate=validate.Length(min=1, max=200),
+                                      metadata={"description": "a cluster id, 'new' or 'noise'"})
+
+
+class ModifyRequest(Base):
+    cache_dir = Path(required=True)
+    cluster_job_name = fields.String(required=True, validate=JOB_NAME)
+    merges = fields.List(fields.Nested(Merge), load_default=list)
+    moves = fields.List(fields.Nested(Move), load_default=list)
+
+
+class ModifyResponse(Base):
+    message = fields.String()
+    merged = fields.Integer()
+    moved = fields.Integer()
+    num_clusters = fields.Integer()
+    cluster_ids = fields.List(fields.String())
+    created_cluster_ids = fields.List(fields.String())
+    removed_cluster_ids = fields.List(fields.String())
