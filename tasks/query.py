@@ -28,3 +28,30 @@ def warm_visual(model_key: str) -> dict:
         return {"model_key": model_key, "error": str(exc)}
     finally:
         state.set_model_loading("visual", None)
+
+
+@celery_app.task(name="sightline.query.load")
+def load(cache_dir: str, model_key: str) -> dict:
+    """Read the loaded files' embeddings of ``cache_dir`` into this worker's memory."""
+    from workers.search.service import sync
+
+    entry = sync(cache_dir, model_key, state.loaded("visual", cache_dir), state.loaded_generation("visual"))
+    return {"files": len(entry.meta), "frames": len(entry.index)}
+
+
+@celery_app.task(name="sightline.query.search")
+def search(payload: dict) -> dict:
+    """One visual search. Errors a user can fix come back as ``{"error", "status"}``."""
+    from workers.engines.base import ModelUnavailable
+    from workers.search.service import SearchError
+    from workers.search.service import search as run_search
+
+    try:
+        return run_search(payload, state.loaded_generation("visual"))
+    except (SearchError, ValueError) as exc:
+        return {"error": str(exc), "status": 400}
+    except ModelUnavailable as exc:
+        return {"error": str(exc), "status": 400}
+    except Exception as exc:  # noqa: BLE001 - the API turns this into a clean 500
+        log.exception("search failed")
+        return {"error": f"search failed: {exc.__class__.__name__}: {exc}", "status": 500}
