@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import redis
+from kombu.exceptions import OperationalError as BrokerUnavailable
 from flask import Flask, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -54,6 +55,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     @app.errorhandler(redis.exceptions.TimeoutError)
+    @app.errorhandler(BrokerUnavailable)
     def _redis_down(exc):
         log.warning("Redis unavailable: %s", exc)
         return jsonify({"error": "The task queue (Redis) is unavailable; retry shortly"}), 503

@@ -46,7 +46,12 @@ def make_celery() -> Celery:
         task_acks_late=False,
         task_track_started=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 6 * 3600},
+        broker_transport_options={"visibility_timeout": 6 * 3600, "socket_connect_timeout": 3},
+        # While Redis is down the API must answer 503 quickly, not hang on publish retries.
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5,
+                                   "interval_max": 1},
+        redis_socket_connect_timeout=3,
+        redis_retry_on_timeout=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         imports=("tasks.analyze", "tasks.query", "tasks.recluster"),

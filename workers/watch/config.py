@@ -1,0 +1,302 @@
+"""Watch-folder settings and the service's on/off switch, kept in one JSON file.
+
+The file is ``load_settings().watch_folders_file`` (``$SIGHTLINE_HOME/watch_folders.json``)
+so the configuration survives a Redis restart. Every change is a read-modify-write under an
+exclusive ``flock`` on a sidecar lock file, and the new file is renamed into place, so two
+processes (the API and a worker) never lose each other's updates and a reader never sees a
+torn file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from app.settings import load_settings
+from workers.store import atomic_write_json, read_json
+
+try:
+    import fcntl
+except ImportError:  # Windows: only the in-process lock below protects updates
+    fcntl = None
+
+FORMAT_VERSION = 1
+
+DEFAULTS: dict = {
+    "enabled": True,
+    "enable_visual_analysis": True,
+    "enable_audio_analysis": False,
+    "enable_face_analysis": False,
+    "audio_language": "english",
+    "cluster_job_name": None,
+    "face_eps": 0.48,
+    "face_min_samples": 5,
+    "excluded_extensions": [],
+    "excluded_filename_globs": [],
+}
+_EDITABLE = {"folder_path", "cache_dir", *DEFAULTS}
+# Fields the server owns; a client that sends a whole folder object back gets them ignored.
+_READ_ONLY = {"id", "created_at", "last_poll_time", "files_analyzed_count"}
+
+_thread_lock = threading.Lock()
+
+
+class UnknownWatchFolder(LookupError):
+    """No watch folder has this id (the HTTP layer answers 404)."""
+
+    def __init__(self, folder_id: str) -> None:
+        super().__init__(f"no watch folder with id {folder_id!r}")
+        self.folder_id = folder_id
+
+
+# --- public API ----------------------------------------------------------------------------
+
+
+def list_folders() -> list[dict]:
+    """All watch folders, oldest first."""
+    return [dict(folder) for folder in _read()["folders"]]
+
+
+def get_folder(folder_id: str) -> dict:
+    for folder in _read()["folders"]:
+        if folder["id"] == folder_id:
+            return dict(folder)
+    raise UnknownWatchFolder(folder_id)
+
+
+def add_folder(fields: dict) -> dict:
+    """Validate ``fields`` (``folder_path`` required), fill the defaults, store, return it."""
+    if not isinstance(fields, dict):
+        raise ValueError("watch folder settings must be an object")
+    if not fields.get("folder_path"):
+        raise ValueError("folder_path is required")
+    changes = _validated(fields)
+    folder = {
+        "id": f"wf-{secrets.token_hex(6)}",
+        "folder_path": changes.pop("folder_path"),
+        "cache_dir": None,
+        **DEFAULTS,
+        "excluded_extensions": [],
+        "excluded_filename_globs": [],
+        "created_at": int(time.time()),
+        "last_poll_time": None,
+        "files_analyzed_count": 0,
+    }
+    folder.update(changes)
+    if not folder["cache_dir"]:
+        folder["cache_dir"] = default_cache_dir()
+    _check_consistent(folder)
+    with _locked() as state:
+        _check_not_watched(state["folders"], folder["folder_path"], folder["id"])
+        state["folders"].append(folder)
+    return dict(folder)
+
+
+def update_folder(folder_id: str, fields: dict) -> dict:
+    """Change only the given fields; the result is validated as a whole."""
+    if not isinstance(fields, dict):
+        raise ValueError("watch folder settings must be an object")
+    changes = _validated(fields)
+    if "cache_dir" in changes and not changes["cache_dir"]:
+        changes["cache_dir"] = default_cache_dir()
+    with _locked() as state:
+        folder = _find(state["folders"], folder_id)
+        updated = {**folder, **changes}
+        _check_consistent(updated)
+        if "folder_path" in changes:
+            _check_not_watched(state["folders"], updated["folder_path"], folder_id)
+        folder.update(changes)
+        return dict(folder)
+
+
+def delete_folder(folder_id: str) -> dict:
+    """Remove a watch folder (its analysis data stays); returns what was removed."""
+    with _locked() as state:
+        folder = _find(state["folders"], folder_id)
+        state["folders"].remove(folder)
+        return dict(folder)
+
+
+def record_poll(folder_id: str, when: float | None = None) -> dict | None:
+    """Stamp ``last_poll_time``; None when the folder was deleted meanwhile."""
+    with _locked() as state:
+        folder = _find_or_none(state["folders"], folder_id)
+        if folder is None:
+            return None
+        folder["last_poll_time"] = int(time.time() if when is None else when)
+        return dict(folder)
+
+
+def increment_analyzed(folder_id: str, n: int = 1) -> dict | None:
+    """Add ``n`` to ``files_analyzed_count``; None when the folder was deleted meanwhile."""
+    with _locked() as state:
+        folder = _find_or_none(state["folders"], folder_id)
+        if folder is None:
+            return None
+        folder["files_analyzed_count"] = int(folder.get("files_analyzed_count") or 0) + int(n)
+        return dict(folder)
+
+
+def service_enabled() -> bool:
+    """Whether the watch service was last left running (so it resumes after a restart)."""
+    return bool(_read().get("service_enabled", False))
+
+
+def set_service_enabled(enabled: bool) -> None:
+    with _locked() as state:
+        state["service_enabled"] = bool(enabled)
+
+
+def default_cache_dir() -> str:
+    return str(load_settings().home / "cache")
+
+
+def normalise_extensions(extensions) -> list[str]:
+    """``["MP4", ".Mov", "mp4"]`` -> ``[".mp4", ".mov"]``: lowercase, one leading dot, no repeats."""
+    if isinstance(extensions, str) or not isinstance(extensions, list | tuple):
+        raise ValueError("excluded_extensions must be a list of strings")
+    result: list[str] = []
+    for raw in extensions:
+        if not isinstance(raw, str):
+            raise ValueError(f"excluded_extensions entries must be strings, got {raw!r}")
+        ext = raw.strip().lower().lstrip(".")
+        if not ext:
+            continue
+        if "/" in ext or "\\" in ext:
+            raise ValueError(f"not a file extension: {raw!r}")
+        ext = f".{ext}"
+        if ext not in result:
+            result.append(ext)
+    return result
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+def _validated(fields: dict) -> dict:
+    unknown = set(fields) - _EDITABLE - _READ_ONLY
+    if unknown:
+        raise ValueError(f"unknown watch folder field(s): {', '.join(sorted(unknown))}")
+    out: dict = {}
+    for key, value in fields.items():
+        if key in _READ_ONLY:
+            continue
+        if key == "folder_path":
+            out[key] = _existing_folder(value)
+        elif key == "cache_dir":
+            out[key] = _absolute_path(value, key) if value else None
+        elif key in ("enabled", "enable_visual_analysis", "enable_audio_analysis", "enable_face_analysis"):
+            if not isinstance(value, bool):
+                raise ValueError(f"{key} must be true or false, got {value!r}")
+            out[key] = value
+        elif key == "audio_language":
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError("audio_language must be a non-empty string")
+            out[key] = value.strip()
+        elif key == "cluster_job_name":
+            if value is not None and not isinstance(value, str):
+                raise ValueError("cluster_job_name must be a string")
+            out[key] = value.strip() if value and value.strip() else None
+        elif key == "face_eps":
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"face_eps must be a positive number, got {value!r}")
+            out[key] = float(value)
+        elif key == "face_min_samples":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"face_min_samples must be a whole number of at least 1, got {value!r}")
+            out[key] = value
+        elif key == "excluded_extensions":
+            out[key] = normalise_extensions(value)
+        elif key == "excluded_filename_globs":
+            out[key] = _globs(value)
+    return out
+
+
+def _check_consistent(folder: dict) -> None:
+    if folder.get("enable_face_analysis") and not folder.get("cluster_job_name"):
+        raise ValueError("cluster_job_name is required when enable_face_analysis is true")
+
+
+def _existing_folder(value) -> str:
+    path = _absolute_path(value, "folder_path")
+    if not os.path.isdir(path):
+        raise ValueError(f"folder_path does not exist or is not a folder: {path}")
+    return path
+
+
+def _absolute_path(value, key: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{key} must be a path")
+    path = Path(value.strip()).expanduser()
+    if not path.is_absolute():
+        raise ValueError(f"{key} must be an absolute path, got {value!r}")
+    return os.path.normpath(path)
+
+
+def _globs(value) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValueError("excluded_filename_globs must be a list of strings")
+    result: list[str] = []
+    for pattern in value:
+        if not isinstance(pattern, str):
+            raise ValueError(f"excluded_filename_globs entries must be strings, got {pattern!r}")
+        pattern = pattern.strip()
+        if pattern and pattern not in result:
+            result.append(pattern)
+    return result
+
+
+def _check_not_watched(folders: list[dict], folder_path: str, own_id: str) -> None:
+    wanted = os.path.realpath(folder_path)
+    for other in folders:
+        if other["id"] != own_id and os.path.realpath(other["folder_path"]) == wanted:
+            raise ValueError(f"{folder_path} is already a watch folder ({other['id']})")
+
+
+def _find(folders: list[dict], folder_id: str) -> dict:
+    folder = _find_or_none(folders, folder_id)
+    if folder is None:
+        raise UnknownWatchFolder(folder_id)
+    return folder
+
+
+def _find_or_none(folders: list[dict], folder_id: str) -> dict | None:
+    return next((f for f in folders if f.get("id") == folder_id), None)
+
+
+# --- storage -------------------------------------------------------------------------------
+
+
+def _path() -> Path:
+    return load_settings().watch_folders_file
+
+
+def _read(path: Path | None = None) -> dict:
+    state = read_json(path or _path(), default=None)
+    if not isinstance(state, dict) or not isinstance(state.get("folders"), list):
+        return {"version": FORMAT_VERSION, "service_enabled": False, "folders": []}
+    return state
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[dict]:
+    """Yield the current state under an exclusive lock; write it back when the block succeeds."""
+    path = _path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _thread_lock, open(path.with_name(path.name + ".lock"), "a+") as lock_file:
+        if fcntl is not None:
+            fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+        try:
+            state = _read(path)
+            yield state
+            state["version"] = FORMAT_VERSION
+            atomic_write_json(path, state)
+        finally:
+            if fcntl is not None:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
