@@ -14,8 +14,8 @@ from PIL import Image, ImageOps
 from workers import scenes, store
 from workers.media.frames import frame_at
 from workers.media.probe import MediaError, hhmmss, probe
-from workers.search.index import ANN_MIN_ROWS, SearchIndex
-from workers.search.ranking import SIGMA_SAMPLE, combine_query, group_by_video
+from workers.search import SearchIndex, visual_search
+from workers.search.index import ANN_MIN_ROWS
 
 
 class SearchError(ValueError):
@@ -109,17 +109,13 @@ def search(payload: dict, generation: int) -> dict:
         image = _frame_vector(engine, cache_dir, model_key, payload["media_path"], payload["time_seconds"], entry)
     exclude = engine.embed_texts(payload["exclude"]) if payload.get("exclude") else None
 
-    whole = len(searchable) == len(entry.meta)
-    hash_filter = None if whole else searchable
+    hash_filter = None if len(searchable) == len(entry.meta) else searchable
     frame_mask = payload.get("frame_mask")
     if frame_mask is not None:
         hash_filter = [h for h in searchable if h in frame_mask]
-    sample = entry.index.sample(SIGMA_SAMPLE, hash_filter)
-    query = combine_query(sample, text=text, image=image, exclude=exclude,
-                          text_weight=float(payload.get("text_weight", 1.0)))
-    hits = entry.index.search(query.vector, int(payload["max_results"]), hash_filter=hash_filter,
-                              frame_mask=frame_mask, offset=query.offset)
-    grouped = group_by_video([{"hash_str": h.hash_str, "frame_idx": h.frame_idx, "score": h.score} for h in hits])
+    grouped = visual_search(entry.index, text_vec=text, image_vec=image, exclude_vecs=exclude,
+                            text_weight=float(payload.get("text_weight", 1.0)), hash_filter=hash_filter,
+                            frame_mask=frame_mask, max_results=int(payload["max_results"]))
     matches = []
     for match in grouped:
         hash_str, frame_idx = match["hash_str"], match["frame_idx"]

@@ -1,0 +1,218 @@
+"""The visual engine on tiny, randomly initialised CLIP / SigLIP / SigLIP2 checkpoints built
+offline, going through the same import -> load -> embed path as a real checkpoint."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tests.tiny_models import build_tiny_clip, build_tiny_siglip, build_tiny_siglip2, empty_tokenizer_copy
+from workers.engines import catalogue
+from workers.engines.base import ModelUnavailable
+from workers.engines.visual import (
+    TokenizerError,
+    TransformersVisualEngine,
+    load_visual_engine,
+    preprocess,
+    read_image_prep,
+    unload_visual_engines,
+)
+from workers.models_admin import PullError, import_model, list_models, pull_model
+
+DATA = Path(__file__).resolve().parent / "data"
+BUILDERS = {"tiny-clip": build_tiny_clip, "tiny-siglip": build_tiny_siglip, "tiny-siglip2": build_tiny_siglip2}
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {key: build(root / key) for key, build in BUILDERS.items()}
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory, sources) -> Path:
+    base = tmp_path_factory.mktemp("models")
+    for key, source in sources.items():
+        import_model(key, source, models_dir=base)
+    yield base
+    unload_visual_engines()
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    """Three real frames of different content (black, leaf, deer) and a portrait crop."""
+    wanted, out = {0.0, 3.0, 10.0}, []
+    with av.open(str(DATA / "testvideo.mp4")) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            t = float(frame.pts * stream.time_base)
+            if any(abs(t - w) < 0.02 for w in wanted):
+                out.append(frame.to_ndarray(format="rgb24"))
+            if len(out) == len(wanted):
+                break
+    out.append(np.ascontiguousarray(out[1][:, 500:800]))  # 720x300: taller than wide
+    return out
+
+
+def engine(key: str, models_dir: Path, runtime: str = "torch") -> TransformersVisualEngine:
+    spec = catalogue.get_spec(key, models_dir)
+    return TransformersVisualEngine(spec, catalogue.local_path(spec, models_dir), runtime=runtime)
+
+
+def test_import_detects_each_family_and_lists_it(models_dir):
+    rows = {row["key"]: row for row in list_models(models_dir)}
+    for key, family in (("tiny-clip", "clip"), ("tiny-siglip", "siglip"), ("tiny-siglip2", "siglip2")):
+        assert rows[key]["kind"] == "visual" and rows[key]["family"] == family
+        assert rows[key]["downloaded"] is True
+        assert Path(rows[key]["path"]) == models_dir / key
+        assert (models_dir / key / "config.json").exists()
+    assert rows["clip-vit-b32"]["downloaded"] is False  # built-in alias, not on this machine
+    assert catalogue.get_spec("tiny-clip", models_dir).resolution == 32
+
+
+@pytest.mark.parametrize("key", sorted(BUILDERS))
+def test_engine_embeds_frames_and_texts_as_unit_rows(key, models_dir, frames):
+    eng = load_visual_engine(key, models_dir=models_dir, runtime="torch")
+    images = eng.embed_images(frames)
+    assert images.shape == (len(frames), eng.dim) and images.dtype == np.float32
+    assert np.linalg.norm(images, axis=1) == pytest.approx(1.0, abs=1e-5)
+    assert np.array_equal(eng.embed_images(frames), images)  # deterministic
+    single = eng.embed_images(frames[1:2])  # batching does not change a frame's embedding
+    assert float(single[0] @ images[1]) > 0.9999
+    assert float(images[0] @ images[2]) < 0.9999  # black and deer frames differ
+    texts = eng.embed_texts(["a dog on the beach", "A red car in the street", ""])
+    assert texts.shape == (3, eng.dim) and texts.dtype == np.float32
+    assert np.linalg.norm(texts, axis=1) == pytest.approx(1.0, abs=1e-5)
+    assert float(texts[0] @ texts[1]) < 0.9999
+    # Alone or padded in a batch, a text embeds the same (up to float rounding).
+    assert float(eng.embed_texts(["a dog on the beach"])[0] @ texts[0]) > 0.99999
+    assert eng.embed_images([]).shape == (0, eng.dim) and eng.embed_texts([]).shape == (0, eng.dim)
+
+
+@pytest.mark.parametrize("key,family", [("tiny-clip", "clip"), ("tiny-siglip", "siglip")])
+def test_own_preprocessing_matches_the_checkpoints_image_processor(key, family, models_dir, frames):
+    from transformers import AutoImageProcessor
+
+    folder = models_dir / key
+    reference = AutoImageProcessor.from_pretrained(folder)(images=frames, return_tensors="np")["pixel_values"]
+    ours = preprocess(frames, read_image_prep(folder, family))
+    assert ours.shape == reference.shape
+    assert np.abs(ours - reference).max() < 1e-4
+
+
+@pytest.mark.parametrize("key", ["tiny-clip", "tiny-siglip"])
+def test_onnx_export_agrees_with_pytorch_and_is_reused(key, models_dir, frames):
+    torch_engine = engine(key, models_dir, "torch")
+    onnx_engine = engine(key, models_dir, "onnx")
+    onnx_engine.load()
+    assert onnx_engine.active_runtime == "onnx"
+    exported = models_dir / key / "onnx" / "vision.onnx"
+    record = json.loads((models_dir / key / "onnx" / "vision.json").read_text())
+    assert exported.exists() and record["min_cosine_vs_torch"] > 0.999
+    cosines = np.sum(onnx_engine.embed_images(frames) * torch_engine.embed_images(frames), axis=1)
+    assert cosines.min() > 0.99
+    # A second load (another worker process) reuses the export instead of redoing it.
+    stamp = exported.stat().st_mtime_ns
+    again = engine(key, models_dir, "auto")
+    again.load()
+    assert exported.stat().st_mtime_ns == stamp
+    assert again.active_runtime == ("onnx" if record["use_onnx"] else "torch")
+
+
+def test_a_replaced_checkpoint_is_exported_again(tmp_path, sources):
+    import_model("re-export", sources["tiny-clip"], models_dir=tmp_path)
+    first = engine("re-export", tmp_path, "onnx")
+    first.load()
+    old = json.loads((tmp_path / "re-export" / "onnx" / "vision.json").read_text())
+    build_tiny_clip(tmp_path / "retrained", seed=7)
+    import_model("re-export", tmp_path / "retrained", models_dir=tmp_path)
+    second = engine("re-export", tmp_path, "onnx")
+    second.load()
+    new = json.loads((tmp_path / "re-export" / "onnx" / "vision.json").read_text())
+    assert new["fingerprint"] != old["fingerprint"]
+    image = [np.full((40, 60, 3), 128, dtype=np.uint8)]
+    assert float(second.embed_images(image)[0] @ engine("re-export", tmp_path).embed_images(image)[0]) > 0.99
+
+
+def test_an_empty_tokenizer_is_refused(tmp_path, sources):
+    broken = empty_tokenizer_copy(sources["tiny-clip"], tmp_path / "broken")
+    with pytest.raises(ModelUnavailable, match="vocabulary|no known tokens"):
+        import_model("broken-clip", broken, models_dir=tmp_path / "models")
+    assert catalogue.get_spec("broken-clip", tmp_path / "models") is None
+    assert not (tmp_path / "models" / "broken-clip").exists()
+    spec = catalogue.ModelSpec("broken-clip", catalogue.VISUAL, "clip", "import:x")
+    with pytest.raises(TokenizerError, match="sightline models"):
+        TransformersVisualEngine(spec, broken).load()
+
+
+def test_bad_frames_are_refused_with_a_clear_message(models_dir):
+    eng = load_visual_engine("tiny-clip", models_dir=models_dir, runtime="torch")
+    with pytest.raises(ValueError, match="image 1: expected uint8"):
+        eng.embed_images([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.float32)])
+    with pytest.raises(ValueError, match="HxWx3"):
+        eng.embed_images([np.zeros((8, 8, 5), np.uint8)])
+    with pytest.raises(ValueError, match="list of strings"):
+        eng.embed_texts("a dog")
+
+
+def test_missing_and_unknown_models(tmp_path):
+    with pytest.raises(ModelUnavailable, match="sightline models pull clip-vit-b32"):
+        load_visual_engine("clip-vit-b32", models_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown visual model"):
+        load_visual_engine("no-such-model", models_dir=tmp_path)
+    with pytest.raises(ValueError, match="speech model"):
+        load_visual_engine("whisper-base", models_dir=tmp_path)
+
+
+def test_pull_fails_fast_with_the_import_alternative_when_the_hub_is_unreachable(tmp_path, monkeypatch):
+    started = time.monotonic()
+    with pytest.raises(PullError, match="sightline models import clip-vit-b32"):
+        pull_model("clip-vit-b32", progress=False, models_dir=tmp_path)
+    assert time.monotonic() - started < 20
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(PullError, match="HF_HUB_OFFLINE"):
+        pull_model("v2-medium-256", progress=False, models_dir=tmp_path)
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no half-pulled folder left
+    with pytest.raises(ValueError, match="unknown model"):
+        pull_model("nope", models_dir=tmp_path)
+
+
+def test_import_refuses_what_is_not_a_checkpoint(tmp_path):
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    (bert / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(ValueError, match="CLIP, SigLIP or SigLIP2"):
+        import_model("bert", bert, models_dir=tmp_path / "models")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    with pytest.raises(ValueError, match="not an openai-whisper"):
+        import_model("notes", notes, models_dir=tmp_path / "models")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x00" * 100)
+    with pytest.raises(ValueError, match="not a loadable openai-whisper"):
+        import_model("corrupt", corrupt, models_dir=tmp_path / "models")
+    with pytest.raises(ValueError, match="model key"):
+        import_model("../escape", bert, models_dir=tmp_path / "models")
+    with pytest.raises(ValueError, match="built-in visual model"):
+        import_model("clip-vit-b32", corrupt, models_dir=tmp_path / "models")
+
+
+def test_import_speech_checkpoints(tmp_path):
+    import torch
+
+    checkpoint = tmp_path / "tiny.pt"
+    torch.save({"dims": {"n_mels": 80}, "model_state_dict": {"w": torch.zeros(2)}}, checkpoint)
+    spec = import_model("my-whisper-pt", checkpoint, models_dir=tmp_path / "models")
+    assert (spec.kind, spec.family) == ("speech", "openai-whisper")
+    assert catalogue.is_downloaded(spec, tmp_path / "models")
+    ct2 = catalogue.local_path(catalogue.BUILTIN["whisper-tiny.en"])
+    if not (ct2 / "model.bin").exists():
+        pytest.skip("the whisper-tiny.en package is not installed")
+    spec = import_model("my-whisper", ct2, models_dir=tmp_path / "models")
+    assert (spec.kind, spec.family, spec.multilingual) == ("speech", "faster-whisper", True)
+    assert (tmp_path / "models" / "my-whisper" / "model.bin").exists()
