@@ -25,16 +25,13 @@ WATCHDOG_EVERY = 5.0
 
 def _watchdog() -> None:
     """Fails a task whose worker died, so its room hears about it within ~30 s."""
-    from app.services.analysis import fail_if_stale
+    from app.services.watchdog import check_current
     from app.socket import emit_progress
-    from tasks import state
 
     while True:
         eventlet.sleep(WATCHDOG_EVERY)
         try:
-            current = state.current_task_id()
-            if current:
-                fail_if_stale(current, emit=emit_progress)
+            check_current(emit_progress)
         except Exception as exc:  # noqa: BLE001 - Redis may be restarting; try again next round
             log.debug("watchdog skipped a round: %s", exc)
 

@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 class _Heartbeat:
     """Tells the API this task is alive while a long step (a model load, a decode) runs."""
 
-    def __init__(self, task_id: str, every: float = 2.0):
-        self.task_id, self.every = task_id, every
+    def __init__(self, task_id: str, index: int, path: str, every: float = 2.0):
+        self.task_id, self.index, self.path, self.every = task_id, index, path, every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -38,6 +38,7 @@ class _Heartbeat:
         while not self._stop.is_set():
             try:
                 state.heartbeat(self.task_id)
+                state.beat_inflight(self.task_id, self.index, self.path)
             except Exception:  # noqa: BLE001 - Redis may blink; the next beat retries
                 log.warning("heartbeat failed for %s", self.task_id)
             self._stop.wait(self.every)
@@ -68,16 +69,23 @@ def _cancel_checker(task_id: str):
 @celery_app.task(name="sightline.analyze_file", bind=True, ignore_result=True)
 def analyze_file(self, task_id: str, job: dict, cache_dir: str, models: dict) -> dict:
     """Analyse one file for every job that names it (visual, speech, faces)."""
-    reporter = ProgressReporter(task_id)
-    path = job["path"]
+    if not state.is_active(task_id):
+        # A message delivered after its task ended (failed by the watchdog, say): nothing to do.
+        return {"status": "skipped"}
+    # Which worker did the file: useful when several share a batch.
+    reporter = ProgressReporter(task_id, base={"worker": self.request.hostname})
+    path, index = job["path"], job.get("index", 0)
+    state.mark_inflight(task_id, index, path)
     should_cancel = _cancel_checker(task_id)
     status, error = "completed", None
     kind = "video" if (job.get("visual") or job.get("face_jobs")) else "speech"
     try:
-        with _Heartbeat(task_id):
+        with _Heartbeat(task_id, index, path):
             if should_cancel():
                 raise Cancelled()
-            _run_file(job, cache_dir, models, reporter, should_cancel)
+            part_errors = _run_file(job, cache_dir, models, reporter, should_cancel)
+        if part_errors:
+            error = {"path": path, "error": "; ".join(f"{e['part']}: {e['error']}" for e in part_errors)}
     except Cancelled:
         status = "cancelled"
         reporter.emit({"progress": 0, "video_path": path, "done": False, "type": kind,
@@ -89,7 +97,9 @@ def analyze_file(self, task_id: str, job: dict, cache_dir: str, models: dict) ->
             log.exception("analysis of %s failed", path)
         reporter.emit({"progress": 100, "video_path": path, "done": False, "type": kind,
                        "status": "failed", "error": error["error"]}, force=True)
-    finish_file(task_id, status, error)
+    # If the watchdog already gave this file up (we were too slow to beat), it counted it.
+    if state.clear_inflight(task_id, index):
+        finish_file(task_id, status, error)
     return {"status": status}
 
 
@@ -98,30 +108,59 @@ def _describe(exc: BaseException) -> str:
     return text if isinstance(exc, (MediaError, ModelUnavailable)) else f"{exc.__class__.__name__}: {text}"
 
 
-def _run_file(job: dict, cache_dir: str, models: dict, reporter: ProgressReporter, should_cancel) -> None:
+def _run_file(job: dict, cache_dir: str, models: dict, reporter: ProgressReporter, should_cancel) -> list[dict]:
+    """Run each part the file was asked for (visual, speech). A part that fails is reported
+    on its own; the file fails only when every part failed. Returns the parts' errors."""
     path = job["path"]
     info = probe(path)
     hash_str = store.hash_file(path)
     face_jobs = job.get("face_jobs") or []
-    wants_visual = bool(job.get("visual") or face_jobs) and info.kind in ("video", "image")
-    if job.get("visual") and info.kind == "audio" and not job.get("speech"):
-        raise MediaError("file has no video stream or image to analyse visually")
-    if wants_visual:
-        _visual_step(info, cache_dir, hash_str, job, models, reporter, should_cancel)
+    parts = []
+    if job.get("visual") or face_jobs:
+        parts.append(("video", lambda: _visual_step(info, cache_dir, hash_str, job, models, reporter,
+                                                    should_cancel)))
     if job.get("speech"):
-        if not info.has_audio:
-            raise MediaError("file has no audio stream to transcribe")
-        from workers.pipeline.speech import transcribe_file
+        parts.append(("speech", lambda: _speech_step(info, cache_dir, hash_str, job, models, reporter,
+                                                     should_cancel)))
+    errors: list[tuple[str, Exception]] = []
+    for kind, run in parts:
+        try:
+            run()
+        except Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one part failing leaves the others' results
+            errors.append((kind, exc))
+    if len(errors) == len(parts):
+        raise errors[0][1]
+    for kind, exc in errors:
+        reporter.emit({"progress": 100, "video_path": path, "done": False, "type": kind, "status": "failed",
+                       "error": _describe(exc)}, force=True)
+    return [{"path": path, "part": kind, "error": _describe(exc)} for kind, exc in errors]
 
-        transcribe_file(path, cache_dir, hash_str, job["speech"].get("language"), models["speech"],
-                        progress=lambda p: reporter.file_progress(path, "speech", p),
-                        should_cancel=should_cancel)
-        reporter.file_progress(path, "speech", 100.0)
+
+def _speech_step(info, cache_dir, hash_str, job, models, reporter, should_cancel) -> None:
+    from app.settings import load_settings
+    from workers.pipeline.speech import transcribe_file
+    from workers.transcripts import load_transcript
+
+    if not info.has_audio:
+        raise MediaError("file has no audio stream to transcribe")
+    existing = load_transcript(cache_dir, hash_str)
+    language = job["speech"].get("language")
+    same = existing and existing.get("model_key") == models["speech"] and (
+        language in (None, "", "auto") or existing.get("language_requested", language) == language)
+    if not same:
+        transcribe_file(info.path, cache_dir, hash_str, language, models["speech"],
+                        progress=lambda p: reporter.file_progress(info.path, "speech", p),
+                        should_cancel=should_cancel, device=load_settings().device)
+    reporter.file_progress(info.path, "speech", 100.0)
 
 
 def _visual_step(info, cache_dir, hash_str, job, models, reporter, should_cancel) -> None:
     from workers.pipeline.visual import analyze_visual
 
+    if info.kind == "audio":
+        raise MediaError("file has no video stream or image to analyse visually")
     engine = None
     if job.get("visual"):
         from workers.engines.visual import load_visual_engine
@@ -165,13 +204,25 @@ def finalize(task_id: str) -> None:
                 log.exception("clustering %s failed", face_job.get("cluster_job_name"))
                 errors.append({"cluster_job_name": face_job.get("cluster_job_name"), "error": _describe(exc)})
     failed = record.get("failed", 0)
-    final = "cancelled" if cancelled else ("completed_with_errors" if failed or errors else "completed")
+    if cancelled:
+        final = "cancelled"
+    elif failed and failed >= record.get("total", 0):
+        final = "failed"
+    else:
+        final = "completed_with_errors" if failed or errors else "completed"
+    # The state first: a client that hears `done` and asks for the task must see it ended.
+    state.release_current(task_id, final)
     reporter.emit({
         "progress": 100, "video_path": None, "done": True, "type": "video", "status": final,
         "files_total": record.get("total", 0), "files_failed": failed,
         "files_cancelled": record.get("cancelled", 0), "errors": errors,
     }, force=True)
-    state.release_current(task_id, final)
+
+
+@celery_app.task(name="sightline.finalize", ignore_result=True)
+def finalize_task(task_id: str) -> None:
+    """Finalize a batch whose last file was accounted for outside a worker (the watchdog)."""
+    finalize(task_id)
 
 
 @task_failure.connect
@@ -182,6 +233,8 @@ def _on_lost_worker(sender=None, task_id=None, exception=None, args=None, kwargs
     if not isinstance(exception, WorkerLostError):
         return
     batch_id, job = args[0], args[1]
+    if not state.clear_inflight(batch_id, job.get("index", 0)):
+        return
     try:
         ProgressReporter(batch_id).emit({
             "progress": 100, "video_path": job.get("path"), "done": False, "type": "video",

@@ -34,6 +34,7 @@ def make_celery() -> Celery:
         task_routes={
             "sightline.analyze_file": {"queue": ANALYSIS_QUEUE},
             "sightline.recluster": {"queue": ANALYSIS_QUEUE},
+            "sightline.finalize": {"queue": ANALYSIS_QUEUE},
             "sightline.query.*": {"queue": QUERY_QUEUE},
         },
         task_serializer="json",
@@ -42,11 +43,14 @@ def make_celery() -> Celery:
         result_expires=3600,
         # A worker takes one long analysis file at a time, so a second worker can take the next.
         worker_prefetch_multiplier=1,
-        # A file that crashes its worker must not be redelivered forever: it fails alone.
-        task_acks_late=False,
+        # Acknowledge a file when it is done, so a worker holds exactly one file at a time and a
+        # killed worker loses only the file it was on (the watchdog fails it; the rest goes on).
+        # A file that crashes its pool child is not redelivered: it fails alone.
+        task_acks_late=True,
+        task_reject_on_worker_lost=False,
         task_track_started=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": 6 * 3600, "socket_connect_timeout": 3},
+        broker_transport_options={"visibility_timeout": 24 * 3600, "socket_connect_timeout": 3},
         # While Redis is down the API must answer 503 quickly, not hang on publish retries.
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5,
                                    "interval_max": 1},

@@ -28,8 +28,9 @@ def _emitter():
 class ProgressReporter:
     """Emits ``progress`` events for one task; throttled so a fast loop can call it per frame."""
 
-    def __init__(self, task_id: str, min_interval: float = 0.25):
+    def __init__(self, task_id: str, min_interval: float = 0.25, base: dict | None = None):
         self.task_id = task_id
+        self.base = base or {}
         self.min_interval = min_interval
         self._last_sent = 0.0
         self._last_progress: dict[tuple, float] = {}
@@ -39,7 +40,7 @@ class ProgressReporter:
         if not force and now - self._last_sent < self.min_interval:
             return
         self._last_sent = now
-        event = {"task_id": self.task_id, **event}
+        event = {"task_id": self.task_id, **self.base, **event}
         try:
             state.store_last_event(self.task_id, event)
             _emitter().emit("progress", event, to=self.task_id, namespace="/")

@@ -27,12 +27,12 @@ def recluster(task_id: str, cache_dir: str, job_name: str, params: dict) -> dict
                                                                  "progress": round(100 * f, 1)})))
     except Exception as exc:  # noqa: BLE001 - reported to the room, the worker goes on
         log.exception("recluster of %s failed", job_name)
-        reporter.emit({**base, "done": True, "progress": 100, "status": "failed", "error": str(exc)}, force=True)
         state.release_current(task_id, "failed")
+        reporter.emit({**base, "done": True, "progress": 100, "status": "failed", "error": str(exc)}, force=True)
         return {"status": "failed"}
+    state.release_current(task_id, "completed")
     reporter.emit({**base, "done": True, "progress": 100, "status": "completed",
                    "num_clusters": summary["num_clusters"], "noise_entries": summary["noise_entries"],
                    "cluster_media_hashes": summary["cluster_media_hashes"],
                    "eps": summary["eps"], "min_samples": summary["min_samples"]}, force=True)
-    state.release_current(task_id, "completed")
     return {"status": "completed"}

@@ -216,3 +216,35 @@ def register_task(task_id: str, kind: str) -> None:
                                 "finished": 0, "failed": 0, "cancelled": 0, "created": time.time(),
                                 "heartbeat": 0, "files": "[]", "extra": "{}"})
     client().expire(key, EVENT_TTL)
+
+
+# --- files in flight (so a killed worker's file is noticed) --------------------------------
+
+
+def _inflight_key(task_id: str) -> str:
+    return f"{PREFIX}inflight:{task_id}"
+
+
+def mark_inflight(task_id: str, index: int, path: str) -> None:
+    key = _inflight_key(task_id)
+    client().hset(key, str(index), json.dumps([path, time.time()]))
+    client().expire(key, EVENT_TTL)
+
+
+def beat_inflight(task_id: str, index: int, path: str) -> None:
+    client().hset(_inflight_key(task_id), str(index), json.dumps([path, time.time()]))
+
+
+def clear_inflight(task_id: str, index: int) -> bool:
+    """True if this call removed the entry (so exactly one party accounts for the file)."""
+    return bool(client().hdel(_inflight_key(task_id), str(index)))
+
+
+def inflight(task_id: str) -> dict[int, tuple[str, float]]:
+    raw = client().hgetall(_inflight_key(task_id))
+    return {int(k): tuple(json.loads(v)) for k, v in raw.items()}
+
+
+def is_active(task_id: str) -> bool:
+    record = client().hget(_task_key(task_id), "state")
+    return record in ("queued", "running")

@@ -27,19 +27,19 @@ def list_clusters(data):
 
 
 @endpoint(bp, "/faces/clusters/samples", "POST", summary="Sample face crops per cluster", tag="Face clustering",
-          body=SamplesRequest, response=SamplesResponse, errors=(400, 403, 404))
+          body=SamplesRequest, response=SamplesResponse, errors=(400, 403, 404, 500))
 def cluster_samples(data):
     return faces.samples(data)
 
 
 @endpoint(bp, "/faces/clusters/faces", "POST", summary="A page of the faces of one or more clusters",
-          tag="Face clustering", body=FacesRequest, response=FacesResponse, errors=(400, 403, 404))
+          tag="Face clustering", body=FacesRequest, response=FacesResponse, errors=(400, 403, 404, 500))
 def cluster_faces(data):
     return faces.faces(data)
 
 
 @endpoint(bp, "/faces/clusters/names", "PUT", summary="Name clusters", tag="Face clustering",
-          body=NamesRequest, response=NamesResponse, errors=(400, 403, 404))
+          body=NamesRequest, response=NamesResponse, errors=(400, 403, 404, 500))
 def cluster_names(data):
     return faces.names(data)
 
@@ -52,6 +52,6 @@ def recluster(data):
 
 
 @endpoint(bp, "/faces/clusters/modify", "POST", summary="Merge clusters and move faces (all or nothing)",
-          tag="Face clustering", body=ModifyRequest, response=ModifyResponse, errors=(400, 403, 404, 409))
+          tag="Face clustering", body=ModifyRequest, response=ModifyResponse, errors=(400, 403, 404, 500))
 def modify_clusters(data):
     return faces.modify(data)

@@ -23,7 +23,8 @@ def _mapped(function):
         except LookupError as exc:
             raise ApiError(404, str(exc.args[0]) if exc.args else str(exc)) from None
         except CorruptJob as exc:
-            raise ApiError(409, f"Cluster job cannot be changed: {exc}") from None
+            # The job's files are damaged on disk: a server-side fault of this job only.
+            raise ApiError(500, f"Face clustering job cannot be read: {exc}") from None
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
 

@@ -369,7 +369,7 @@ def cluster_faces(cache_dir: str | os.PathLike, job_name: str, cluster_ids: list
         ordered = []
         for label in labels:
             rows = np.flatnonzero(data.labels == label)
-            ordered.append(rows[np.lexsort((data.face_id[rows], data.time[rows], data.segment_of[rows]))])
+            ordered.append(rows[np.lexsort((data.face_id[rows], data.time[rows], data.media[rows]))])
         rows = np.concatenate(ordered) if ordered else np.zeros(0, dtype=np.int64)
         page = rows[offset:offset + limit]
         faces = []

@@ -30,6 +30,7 @@ import io
 import os
 import re
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -44,6 +45,9 @@ JOB_FILE = "job.json"
 LOCK_FILE = ".lock"
 _MEDIA_HASH = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _DATA_FILE = re.compile(r"^(seg-g\d+-\d+\.(npz|crops)|labels-g\d+\.npy)$")
+# What numpy raises on a truncated or garbled .npz / .npy (a vanished file is not one of them:
+# readers retry a newer generation on FileNotFoundError).
+_UNREADABLE = (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 class UnknownJob(LookupError):
@@ -112,7 +116,9 @@ def _segment_arrays(path: Path) -> dict[str, np.ndarray]:
     stat = path.stat()
     try:
         return _load_segment(str(path), stat.st_mtime_ns, stat.st_size)
-    except (ValueError, OSError, KeyError) as exc:
+    except FileNotFoundError:
+        raise
+    except _UNREADABLE as exc:
         raise CorruptJob(f"cannot read face segment {path}: {exc}") from exc
 
 
@@ -120,9 +126,9 @@ def _segment_embeddings(path: Path) -> np.ndarray:
     try:
         with np.load(path, allow_pickle=False) as data:
             return np.asarray(data["emb"], dtype=np.float32)
-    except (ValueError, OSError, KeyError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
+    except FileNotFoundError:
+        raise
+    except _UNREADABLE as exc:
         raise CorruptJob(f"cannot read embeddings in {path}: {exc}") from exc
 
 
@@ -218,7 +224,9 @@ def _read_generation(folder: Path, meta: dict) -> JobData:
     if meta.get("labels_file"):
         try:
             labels = np.load(folder / meta["labels_file"], allow_pickle=False).astype(np.int64)
-        except ValueError as exc:
+        except FileNotFoundError:
+            raise
+        except _UNREADABLE as exc:
             raise CorruptJob(f"cannot read {folder / meta['labels_file']}: {exc}") from exc
         if len(labels) != total:
             raise CorruptJob(f"{folder / meta['labels_file']} has {len(labels)} labels for {total} faces")

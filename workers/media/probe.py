@@ -32,8 +32,8 @@ class MediaError(ValueError):
 class MediaInfo:
     path: str
     kind: str  # video | image | audio
-    duration: float
-    fps: float
+    duration: float  # seconds; 0.0 for images and when the container does not say
+    fps: float  # 0.0 for images and audio
     width: int
     height: int
     has_video: bool
@@ -41,9 +41,15 @@ class MediaInfo:
     timecode: str
     container: str
     video_codec: str | None = None
+    # The exact rate (30000/1001, not 29.97) for frame-accurate cuts and NLE timelines.
+    frame_rate: Fraction | None = None
+    audio_channels: int = 0
+    audio_sample_rate: int = 0
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        out["frame_rate"] = str(self.frame_rate) if self.frame_rate is not None else None
+        return out
 
 
 def _timecode(container, stream) -> str:
@@ -58,13 +64,21 @@ def _timecode(container, stream) -> str:
     return "00:00:00:00"
 
 
-def _rate(stream) -> float:
+def _exact_rate(stream) -> Fraction | None:
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
-        if rate:
-            value = float(Fraction(rate))
-            if 0 < value < 1000:
-                return value
-    return 0.0
+        if rate and 0 < Fraction(rate) < 1000:
+            return Fraction(rate)
+    return None
+
+
+def _rate(stream) -> float:
+    rate = _exact_rate(stream)
+    return float(rate) if rate is not None else 0.0
+
+
+def _is_cover_art(stream) -> bool:
+    # Album art in an audio file is a one-picture "video" stream; the file is still audio.
+    return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
 def _duration(container, stream) -> float:
@@ -104,7 +118,8 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         raise MediaError(f"not a readable media file ({exc.__class__.__name__}: {exc})") from exc
     with container:
         fmt = container.format.name.split(",")[0]
-        video = next((s for s in container.streams.video if s.codec_context is not None), None)
+        video = next((s for s in container.streams.video
+                      if s.codec_context is not None and not _is_cover_art(s)), None)
         audio = next(iter(container.streams.audio), None)
         if video is not None and (fmt in IMAGE_PIPE_FORMATS or fmt.endswith("_pipe")):
             return _probe_image(path)
@@ -113,13 +128,16 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         if video is not None and (video.frames == 1 or (fmt == "image2")):
             return _probe_image(path)
         timecode = _timecode(container, video)
+        # A stream that does not say how many channels it has still plays as (at least) mono.
+        channels = int(audio.codec_context.channels or 1) if audio is not None else 0
+        sample_rate = int(audio.codec_context.sample_rate or 0) if audio is not None else 0
         if video is not None:
             duration = _duration(container, video) or _duration(container, None)
             return MediaInfo(path, "video", duration, _rate(video), video.codec_context.width,
                              video.codec_context.height, True, audio is not None, timecode, fmt,
-                             video.codec_context.name)
+                             video.codec_context.name, _exact_rate(video), channels, sample_rate)
         return MediaInfo(path, "audio", _duration(container, audio) or _duration(container, None), 0.0, 0, 0,
-                         False, True, timecode, fmt)
+                         False, True, timecode, fmt, audio_channels=channels, audio_sample_rate=sample_rate)
 
 
 def hhmmss(seconds: float) -> str:

@@ -4,6 +4,7 @@ them per clustering job, and cluster once the batch is done."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from workers.engines.base import Face
 from workers.media.frames import Frame
@@ -24,14 +25,22 @@ class FaceCollector:
         self.faces: list[tuple[float, Face]] = []
 
     def __call__(self, frame: Frame) -> None:
-        for face in self.engine.detect(frame.rgb(DETECT_MAX_SIDE)):
+        rgb = frame.rgb(DETECT_MAX_SIDE)
+        width, height = frame.size
+        sx, sy = width / rgb.shape[1], height / rgb.shape[0]
+        for face in self.engine.detect(rgb):
+            # Boxes are stored in the frame's own pixels (1920x1080 for HD), not the copy searched.
+            if (sx, sy) != (1.0, 1.0):
+                x, y, w, h = face.box
+                face = replace(face, box=(round(x * sx), round(y * sy), round(w * sx), round(h * sy)))
             self.faces.append((frame.time, face))
 
     def store(self, cache_dir: str, face_job: dict, hash_str: str) -> dict:
         from workers.faces.service import add_faces
 
+        # Analysing a file again must keep the names and ids its faces already have.
         return add_faces(cache_dir, face_job["cluster_job_name"], hash_str, self.faces,
-                         eps=face_job.get("eps"), min_samples=face_job.get("min_samples"))
+                         eps=face_job.get("eps"), min_samples=face_job.get("min_samples"), keep_identity=True)
 
 
 def cluster_after_batch(cache_dir: str, face_job: dict, reporter) -> dict | None:
