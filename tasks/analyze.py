@@ -167,7 +167,8 @@ def _visual_step(info, cache_dir, hash_str, job, models, reporter, should_cancel
 
         reporter.file_progress(info.path, "video", 0.0)
         engine = load_visual_engine(models["visual"])
-    face_jobs = job.get("face_jobs") or []
+    # A job that already holds this file's faces (a re-run batch) needs no second detection.
+    face_jobs = [f for f in job.get("face_jobs") or [] if not _job_has_media(cache_dir, f, hash_str)]
     collector = None
     if face_jobs:
         from workers.pipeline.faces import FaceCollector
@@ -179,6 +180,13 @@ def _visual_step(info, cache_dir, hash_str, job, models, reporter, should_cancel
     if collector is not None:
         for face_job in face_jobs:
             collector.store(cache_dir, face_job, hash_str)
+
+
+def _job_has_media(cache_dir: str, face_job: dict, hash_str: str) -> bool:
+    from workers.faces.storage import job_folder, read_meta
+
+    meta = read_meta(job_folder(cache_dir, face_job["cluster_job_name"])) or {}
+    return hash_str in meta.get("media_hashes", [])
 
 
 def finish_file(task_id: str, status: str, error: dict | None) -> None:
