@@ -15,7 +15,7 @@ class WatchFolderFields(Base):
     audio_language = fields.String(validate=validate.Length(min=1, max=40))
     cluster_job_name = fields.String(allow_none=True, validate=validate.Length(max=200))
     face_eps = fields.Float(validate=validate.Range(min=0.0, min_inclusive=False, max=10.0))
-    face_min_samples = fields.Integer(validate=validate.Range(min=1, max=1000))
+    face_min_samples = fields.Integer(strict=True, validate=validate.Range(min=1, max=1000))
     excluded_extensions = fields.List(fields.String(validate=validate.Length(max=50)),
                                       validate=validate.Length(max=500))
     excluded_filename_globs = fields.List(fields.String(validate=validate.Length(max=500)),
@@ -29,7 +29,7 @@ class WatchFolderCreate(WatchFolderFields):
 class WatchFolder(WatchFolderFields):
     id = fields.String()
     created_at = fields.Integer()
-    last_poll_time = fields.Float(allow_none=True)
+    last_poll_time = fields.Integer(allow_none=True)
     files_analyzed_count = fields.Integer()
     cache_dir = fields.String(allow_none=True)
     folder_path = fields.String()
@@ -39,11 +39,15 @@ class ServiceStatus(Base):
     state = fields.String()
     current_folder = fields.String(allow_none=True)
     current_file = fields.String(allow_none=True)
+    current_task_id = fields.String(allow_none=True, metadata={
+        "description": "sightline extension: the analysis task the service runs now (a Socket.IO room)"})
     files_pending = fields.Integer()
     files_processed_this_session = fields.Integer()
     last_error = fields.String(allow_none=True)
     paused_until = fields.Float(allow_none=True)
-    folder_stats = fields.Dict()
+    folder_stats = fields.Dict(metadata={
+        "description": "per watch folder id: pending, waiting_for_stable, last_poll_time, submitted, "
+                       "analyzed, failed, last_task_id, error (this session)"})
 
 
 class WatchFolderList(Base):

@@ -34,6 +34,18 @@ FRAMES_INDEX = "frames.idx.npy"
 _SAMPLE = 64 * 1024
 
 
+def _read_umask() -> int:
+    # There is no read-only umask call; this runs once, at import, before any thread starts.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Files we write get the permissions any new file of this user gets (mkstemp makes 0600):
+# analysis data on a shared NAS is read by workers on other machines, exports by editors.
+FILE_MODE = 0o666 & ~_read_umask()
+
+
 def hash_file(path: str | os.PathLike) -> str:
     """16 hex chars from the file's size and three sampled 64 KiB blocks (start, middle, end).
 
@@ -87,6 +99,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        try:
+            os.chmod(tmp, FILE_MODE)
+        except OSError:
+            pass  # some network shares refuse chmod; the data is what matters
         os.replace(tmp, path)
     except BaseException:
         with _suppress():

@@ -17,11 +17,20 @@ from workers.watch import config
 bp = Blueprint("watch_folders", __name__)
 
 
-def _checked(data: dict) -> dict:
+def _checked(data: dict, new: bool) -> dict:
     if data.get("folder_path"):
         check_media(data["folder_path"], "folder_path")
     if data.get("cache_dir"):
         check_cache_dir(data["cache_dir"])
+    elif new or "cache_dir" in data:
+        # Without a cache_dir the default one is used; say so now rather than failing every
+        # analysis later when the allowed roots do not include it.
+        default = config.default_cache_dir()
+        try:
+            check_cache_dir(default)
+        except ApiError:
+            raise ApiError(400, f"cache_dir is required: the default ({default}) is outside the allowed "
+                                "roots (SIGHTLINE_MEDIA_ROOTS / SIGHTLINE_EXPORT_ROOTS)") from None
     return data
 
 
@@ -44,14 +53,14 @@ def list_watch_folders():
           tag="Watch folders", body=WatchFolderCreate, response=WatchFolderReply, status=201,
           errors=(400, 403))
 def add_watch_folder(data):
-    folder = _config_call(config.add_folder, _checked(data))
+    folder = _config_call(config.add_folder, _checked(data, new=True))
     return {"message": f"Watch folder added: {folder['folder_path']}", "watch_folder": folder}
 
 
 @endpoint(bp, "/watch-folders/<watch_folder_id>", "PUT", summary="Change some settings of a watch folder",
           tag="Watch folders", body=WatchFolderFields, response=WatchFolderReply, errors=(400, 403, 404))
 def update_watch_folder(watch_folder_id, data):
-    folder = _config_call(config.update_folder, watch_folder_id, _checked(data))
+    folder = _config_call(config.update_folder, watch_folder_id, _checked(data, new=False))
     return {"message": f"Watch folder updated: {folder['folder_path']}", "watch_folder": folder}
 
 

@@ -151,6 +151,7 @@ class WatchLoop:
         self.processed = 0
         self.stats: dict[str, dict] = {}
         self.last_error: str | None = None
+        self.unreachable: set[str] = set()  # folders whose last scan failed
 
     def _holds_lock(self, ttl: float) -> bool:
         r = state.client()
@@ -216,8 +217,11 @@ class WatchLoop:
         except OSError as exc:
             # An unmounted share: keep polling, say why nothing happens.
             stat["error"] = self.last_error = f"{folder['folder_path']}: {exc.strerror or exc}"
+            self.unreachable.add(folder["id"])
             return
-        stat["error"] = None
+        if folder["id"] in self.unreachable:  # back again; a file's own error stays on show
+            self.unreachable.discard(folder["id"])
+            stat["error"] = None
         config.record_poll(folder["id"])
         queued = self.queue.setdefault(folder["id"], {})
         for path in ready:
@@ -278,8 +282,9 @@ class WatchLoop:
             return
         done = max(0, record["finished"] - record["failed"] - record["cancelled"])
         self.processed += done
-        stat = self._stat(folder_id)
-        stat.update(analyzed=stat["analyzed"] + done, failed=stat["failed"] + record["failed"])
+        stat = self.stats.get(folder_id)
+        if stat is not None:  # None when the folder was removed meanwhile
+            stat.update(analyzed=stat["analyzed"] + done, failed=stat["failed"] + record["failed"])
         if done:
             config.increment_analyzed(folder_id, done)
         if record["cancelled"]:

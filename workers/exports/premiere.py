@@ -19,8 +19,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from workers.exports.clips import parse_clip, probe_source
-from workers.exports.files import write_export
 from workers.media.probe import MediaInfo
+from workers.store import atomic_write_bytes
 
 _HEADER = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE xmeml>\n'
 _DEFAULT_FRAME = (1920, 1080)
@@ -83,7 +83,7 @@ def export_premiere_xml(
     root = _build_document(placed, sequence_name, sequence_rate)
     ET.indent(root, space="  ")
     xml_text = _HEADER + ET.tostring(root, encoding="unicode") + "\n"
-    write_export(target, xml_text.encode("utf-8"))
+    atomic_write_bytes(target, xml_text.encode("utf-8"))
     total_frames = placed[-1].seq_end
     return {
         "output_path": str(target),

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.exports.files import write_export
+from workers.store import atomic_write_bytes
 
 FORMATS = ("txt", "csv", "docx", "pdf", "srt", "vtt")
 SILENCE_MIN_SECONDS = 1.0
@@ -268,7 +268,7 @@ def export_transcript(segments: Sequence, fmt: str = "txt", output_path: str | o
         raise ValueError(f"output_path {str(path)!r} is a folder; give a file name such as {title}.{fmt}")
     data, count = _WRITERS[fmt](rows, title)
     try:
-        write_export(path, data)
+        atomic_write_bytes(path, data)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot write the transcript to {path}: {exc.strerror or exc}") from exc
     return {"output_path": str(path), "format": fmt, "row_count": count}

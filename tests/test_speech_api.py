@@ -1,0 +1,117 @@
+"""Speech issue through HTTP: transcription jobs, /transcriptions, transcript loading and search."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import av
+import numpy as np
+import pytest
+
+from tests.conftest import DATA
+
+HHMMSS = re.compile(r"^\d\d:\d\d:\d\d$")
+
+
+@pytest.fixture(scope="module")
+def transcribed(server, tmp_path_factory):
+    root = tmp_path_factory.mktemp("speech")
+    jfk = root / "jfk speech.flac"
+    shutil.copy(DATA / "jfk.flac", jfk)
+    video = root / "with_audio.mp4"
+    _video_with_jfk_audio(video)
+    cache = root / "cache"
+    server.wait_idle()
+    _, events = server.analyze({"cache_dir": str(cache),
+                                "transcription_jobs": [{"path": str(jfk), "language": "english"},
+                                                       {"path": str(video), "language": "en"}]})
+    assert events[-1]["status"] == "completed", events[-1]
+    return {"jfk": str(jfk), "video": str(video), "cache": str(cache), "events": events}
+
+
+def _video_with_jfk_audio(path) -> None:
+    from workers.media.audio import decode_audio
+
+    samples = decode_audio(str(DATA / "jfk.flac"))
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("mpeg4", rate=2)
+        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        for i in range(22):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 96, 3), i * 10, np.uint8), format="rgb24")
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        audio_frame = av.AudioFrame.from_ndarray((samples * 32767).astype(np.int16).reshape(1, -1), format="s16",
+                                                 layout="mono")
+        audio_frame.sample_rate = 16000
+        for packet in audio.encode(audio_frame):
+            container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+
+
+def test_progress_events_are_typed_speech(transcribed):
+    speech = [e for e in transcribed["events"] if e["type"] == "speech"]
+    assert {e["video_path"] for e in speech} == {transcribed["jfk"], transcribed["video"]}
+    assert all(e["progress"] <= 100 for e in speech)
+
+
+def test_transcriptions_have_the_reference_text_and_shape(server, transcribed):
+    reference = json.loads((DATA / "transcripts.json").read_text())["jfk.flac"]["text"]
+    response = server.post("/transcriptions", {"cache_dir": transcribed["cache"],
+                                               "media_paths": [transcribed["jfk"], transcribed["video"]]})
+    assert response.status_code == 200
+    rows = response.json()["transcriptions"]
+    jfk_rows = rows[transcribed["jfk"]]
+    for start, text, end, media_path in jfk_rows:
+        assert isinstance(start, float) and isinstance(end, float) and start <= end
+        assert media_path == transcribed["jfk"] and isinstance(text, str)
+    assert " ".join(r[1].strip() for r in jfk_rows) == reference
+    assert "Americans" in " ".join(r[1] for r in rows[transcribed["video"]])
+    meta = server.post("/media/metadata", {"cache_dir": transcribed["cache"], "media_paths": [transcribed["jfk"]]})
+    assert meta.json()["media_properties"][transcribed["jfk"]]["audio_cached"] is True
+
+
+def test_transcript_search_after_loading(server, transcribed):
+    loaded = server.post("/analysis-data/load-transcriptions", {"cache_dir": transcribed["cache"]})
+    assert loaded.status_code == 200
+    assert re.match(r"^Loaded 2 transcriptions in \d+\.\d\ds$", loaded.json()["message"])
+    response = server.post("/search/transcript", {"query": "AMERICANS", "cache_dir": transcribed["cache"]})
+    assert response.status_code == 200
+    matches = response.json()["matches"]
+    assert {m["media_path"] for m in matches} == {transcribed["jfk"], transcribed["video"]}
+    for match in matches:
+        assert "americans" in match["text"].lower()
+        assert HHMMSS.match(match["start_timestamp"]) and HHMMSS.match(match["end_timestamp"])
+        assert match["start_seconds"] <= 1.8 <= match["end_seconds"] or match["start_seconds"] < 2
+        assert len(match["hash_str"]) == 16
+    only = server.post("/search/transcript", {"query": "country", "cache_dir": transcribed["cache"],
+                                              "media_paths": [transcribed["jfk"]], "max_results": 1}).json()
+    assert len(only["matches"]) == 1 and only["matches"][0]["media_path"] == transcribed["jfk"]
+    none = server.post("/search/transcript", {"query": "zebra crossing", "cache_dir": transcribed["cache"]})
+    assert none.json()["matches"] == []
+
+
+def test_english_only_model_refuses_another_language(server, tmp_path):
+    response = server.post("/analyze", {"cache_dir": str(tmp_path / "c"),
+                                        "transcription_jobs": [{"path": str(DATA / "jfk.flac"), "language": "german"}]})
+    assert response.status_code == 400
+    assert "English" in response.json()["error"]
+
+
+def test_video_without_audio_gets_a_clear_error_and_the_batch_goes_on(server, tmp_path, transcribed):
+    silent = tmp_path / "silent.mp4"
+    shutil.copy(DATA / "counter.mp4", silent)
+    jfk = tmp_path / "jfk.flac"
+    shutil.copy(DATA / "jfk.flac", jfk)
+    server.wait_idle()
+    _, events = server.analyze({"cache_dir": transcribed["cache"],
+                                "transcription_jobs": [{"path": str(silent)}, {"path": str(jfk)}]})
+    errors = [e for e in events if e.get("video_path") == str(silent) and e.get("status") == "failed"]
+    assert errors and "no audio stream" in errors[0]["error"]
+    assert any(e.get("video_path") == str(jfk) and e["progress"] == 100 and not e.get("error") for e in events)
+    assert events[-1]["files_failed"] == 1
