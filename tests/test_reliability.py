@@ -313,6 +313,22 @@ def test_two_workers_share_a_batch_with_identical_results(tmp_path, models_dir):
                 by_worker.setdefault(event["worker"], set()).add(event["video_path"])
         assert len(by_worker) == 2, f"both workers should have analysed files: {by_worker}"
         assert set().union(*by_worker.values()) == set(files)
+        # A second API process on the same Redis sees the same loaded data and answers alike.
+        workers.append(_start_worker(server, redis_server.url, "query", tmp_path / "query.log"))
+        second = start_server(tmp_path / "srv", extra_env={"SIGHTLINE_REDIS_URL": redis_server.url},
+                              models_dir=models_dir)
+        try:
+            assert server.post("/analysis-data/load", {"cache_dir": str(tmp_path / "two")}).status_code == 200
+            query = {"query": "a leaf on a rock", "cache_dir": str(tmp_path / "two"), "search_all": True}
+            first_answer = server.post("/search/text", query)
+            second_answer = requests.post(f"{second.api}/search/text", json=query, timeout=60,
+                                          headers={"X-License-Key": server.pro_key})
+            assert first_answer.status_code == second_answer.status_code == 200, second_answer.text
+            assert first_answer.json() == second_answer.json()
+        finally:
+            second.process.send_signal(signal.SIGINT)
+            second.process.wait(timeout=30)
+        _stop(workers.pop())
         _stop(workers.pop())
         _, single = server.analyze({"cache_dir": str(tmp_path / "one"), "visual_media_paths": files}, timeout=600)
         assert single[-1]["status"] == "completed"
