@@ -13,6 +13,7 @@ import uuid
 
 from app.errors import ApiError
 from app.paths import check_cache_dir, check_media
+from app.services.watchdog import fail_if_stale
 from app.settings import load_settings
 from tasks import state
 from tasks.celery_app import celery_app
@@ -81,6 +82,18 @@ def build_jobs(data: dict) -> tuple[list[dict], dict[str, str], list[dict]]:
     return list(jobs.values()), invalid, face_jobs
 
 
+def _check_languages(jobs: list[dict], speech_model: str) -> None:
+    """An English-only model asked for German would quietly transcribe as English: refuse."""
+    from workers.engines.speech import check_language
+
+    for job in jobs:
+        if job["speech"]:
+            try:
+                check_language(speech_model, job["speech"].get("language"))
+            except ValueError as exc:
+                raise ApiError(400, f"transcription_jobs: {job['path']}: {exc}") from None
+
+
 def start_analysis(data: dict, origin: str = "api") -> dict:
     cache_dir = check_cache_dir(data["cache_dir"])
     jobs, invalid, face_jobs = build_jobs(data)
@@ -94,6 +107,7 @@ def start_analysis(data: dict, origin: str = "api") -> dict:
     }
     if face_jobs:
         require_model("faces", load_settings().face_model)
+    _check_languages(jobs, models["speech"])
     try:
         os.makedirs(cache_dir, exist_ok=True)
     except OSError as exc:
@@ -140,36 +154,3 @@ def task_status(task_id: str) -> dict:
         raise ApiError(404, f"Unknown task_id: {task_id}")
     record["last_event"] = state.last_event(task_id)
     return record
-
-
-def fail_if_stale(task_id: str, emit=None) -> bool:
-    """Fail a task whose workers went silent (killed, or none running). True if it was failed.
-
-    A started task must beat every few seconds; a task no worker picked up gets ten times
-    longer, since it may be waiting behind other work in the queue.
-    """
-    record = state.get_task(task_id)
-    if record is None:
-        state.release_current(task_id, "failed")
-        return True
-    if record["state"] not in ("queued", "running"):
-        return False
-    stale_after = load_settings().task_stale_seconds
-    now = time.time()
-    if record["heartbeat"]:
-        silent = now - record["heartbeat"] > stale_after
-        reason = f"no worker has reported on this task for {int(stale_after)} s (worker lost?)"
-    else:
-        silent = now - record["created"] > stale_after * 10
-        reason = "no worker picked up this task (is a `sightline worker` running?)"
-    if not silent or not state.claim_finalize(task_id):
-        return False
-    event = {"task_id": task_id, "progress": 100, "video_path": None, "done": True, "type": "video",
-             "status": "failed", "error": reason, "files_total": record["total"],
-             "files_failed": record["total"] - record["finished"] + record["failed"]}
-    state.store_last_event(task_id, event)
-    if emit:
-        emit(task_id, event)
-    state.release_current(task_id, "failed")
-    log.warning("task %s failed: %s", task_id, reason)
-    return True

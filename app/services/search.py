@@ -19,9 +19,12 @@ from workers.active_models import active_model
 
 def _people_mask(cache_dir: str, people_filter: list[dict], mode: str) -> dict[str, list[int]]:
     from workers.faces.service import people_frames
+    from workers.faces.storage import CorruptJob
 
     try:
         frames = people_frames(cache_dir, people_filter, mode)
+    except CorruptJob as exc:
+        raise ApiError(500, f"people_filter: face clustering job cannot be read: {exc}") from None
     except LookupError as exc:
         raise ApiError(400, f"people_filter: {exc.args[0] if exc.args else exc}") from None
     except ValueError as exc:
