@@ -27,6 +27,7 @@ class AnalyzeStarted(Base):
     task_id = fields.String(required=True)
     files = fields.Integer()
     invalid_paths = fields.Dict(keys=fields.String(), values=fields.String())
+    warnings = fields.List(fields.String())
 
 
 class TaskStatus(Base):

@@ -162,7 +162,7 @@ def _visual_step(info, cache_dir, hash_str, job, models, reporter, should_cancel
     if info.kind == "audio":
         raise MediaError("file has no video stream or image to analyse visually")
     engine = None
-    if job.get("visual"):
+    if job.get("visual") and models.get("visual"):
         from workers.engines.visual import load_visual_engine
 
         reporter.file_progress(info.path, "video", 0.0)

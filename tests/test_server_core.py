@@ -275,3 +275,28 @@ def test_docker_compose_file_is_valid():
     assert services["api"]["command"][:2] == ["sightline", "serve"]
     assert services["worker"]["command"] == ["sightline", "worker"]
     assert (ROOT / "Dockerfile").exists()
+
+
+def test_without_a_visual_model_analysis_still_gives_thumbnails_and_search_says_how_to_fix(tmp_path):
+    from tests.conftest import start_server
+
+    fresh = start_server(tmp_path / "fresh", extra_env={"SIGHTLINE_VISUAL_MODEL": "v2-medium-256"})
+    try:
+        video = tmp_path / "clip.mp4"
+        shutil.copy(Path(__file__).parent / "data" / "counter.mp4", video)
+        cache = str(tmp_path / "cache")
+        with ProgressListener(fresh.base) as listener:
+            response = fresh.post("/analyze", {"cache_dir": cache, "visual_media_paths": [str(video)]})
+            assert response.status_code == 202, response.text
+            assert "models pull v2-medium-256" in response.json()["warnings"][0]
+            events = listener.follow(response.json()["task_id"], timeout=120)
+        assert events[-1]["status"] == "completed"
+        meta = fresh.post("/media/metadata", {"cache_dir": cache, "media_paths": [str(video)]}).json()
+        assert meta["media_properties"][str(video)]["video_cached"] is True
+        thumbs = fresh.post("/thumbnails", {"cache_dir": cache, "requests": [{"media_path": str(video),
+                                                                             "time_seconds": 1}]}).json()
+        assert thumbs["thumbnails"][0]["thumbnail"]
+        search = fresh.post("/search/text", {"query": "numbers", "cache_dir": cache})
+        assert search.status_code == 400 and "sightline models pull v2-medium-256" in search.json()["error"]
+    finally:
+        fresh.stop()

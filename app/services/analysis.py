@@ -49,6 +49,21 @@ def require_model(kind: str, key: str | None = None) -> str:
     return key
 
 
+def visual_model_ready() -> bool:
+    """True when the active visual model's files are here; 503 while it is being switched."""
+    loading = state.model_loading("visual")
+    if loading:
+        raise ApiError(503, f"The visual model {loading} is still loading; retry shortly")
+    spec = catalogue.get_spec(active_model("visual"))
+    return spec is not None and catalogue.is_downloaded(spec)
+
+
+def visual_model_missing_message() -> str:
+    key = active_model("visual")
+    return (f"The visual model '{key}' is not on this machine: files get thumbnails, scenes and faces, "
+            f"but no embeddings for visual search. Fix: {catalogue.fix_command(key)}")
+
+
 def build_jobs(data: dict) -> tuple[list[dict], dict[str, str], list[dict]]:
     """Group the request's jobs by file: each file is analysed once for all that names it."""
     jobs: dict[str, dict] = {}
@@ -101,10 +116,16 @@ def start_analysis(data: dict, origin: str = "api") -> dict:
         named = "; ".join(f"{path}: {why}" for path, why in invalid.items())
         raise ApiError(400, "No valid media files supplied" + (f" ({named})" if named else ""),
                        invalid_paths=invalid)
+    warnings = []
     models = {
-        "visual": require_model("visual") if any(j["visual"] for j in jobs) else active_model("visual"),
+        "visual": active_model("visual"),
         "speech": require_model("speech") if any(j["speech"] for j in jobs) else active_model("speech"),
     }
+    if any(j["visual"] for j in jobs) and not visual_model_ready():
+        # Without the visual model the file still gets its thumbnails, scenes and faces; only
+        # embeddings (and so visual search) wait until the model is there.
+        warnings.append(visual_model_missing_message())
+        models["visual"] = None
     if face_jobs:
         require_model("faces", load_settings().face_model)
     _check_languages(jobs, models["speech"])
@@ -122,7 +143,8 @@ def start_analysis(data: dict, origin: str = "api") -> dict:
     for index, job in enumerate(jobs):
         job["index"] = index
         celery_app.send_task("sightline.analyze_file", args=[task_id, job, cache_dir, models])
-    return {"message": "Analysis started", "task_id": task_id, "files": len(jobs), "invalid_paths": invalid}
+    return {"message": "Analysis started", "task_id": task_id, "files": len(jobs), "invalid_paths": invalid,
+            "warnings": warnings}
 
 
 def make_room_for_new_task() -> None:

@@ -7,6 +7,7 @@ import os
 from app.paths import check_cache_dir, check_media
 from workers import store
 from workers.active_models import active_model
+from workers.engines import catalogue
 from workers.media.probe import MediaError, hhmmss, probe
 
 
@@ -15,13 +16,23 @@ def _number(value: float) -> float | int:
     return int(value) if value.is_integer() else value
 
 
+def visual_cached(cache_dir: str, hash_str: str) -> bool:
+    """Visual analysis is as complete as this machine can make it: embeddings of the active
+    model, or, while that model is not here, the thumbnails and scenes."""
+    key = active_model("visual")
+    spec = catalogue.get_spec(key)
+    if spec is not None and catalogue.is_downloaded(spec):
+        return store.has_embeddings(cache_dir, hash_str, key)
+    return store.has_frames(cache_dir, hash_str)
+
+
 def audio_cached(cache_dir: str, hash_str: str) -> bool:
     return (store.audio_dir(cache_dir, hash_str) / "transcript.json").exists()
 
 
 def media_properties(cache_dir: str, media_paths: list[str]) -> dict:
     cache_dir = check_cache_dir(cache_dir)
-    visual_key = active_model("visual")
+
     out = {}
     for path in media_paths:
         check_media(path, "media_paths")
@@ -34,7 +45,7 @@ def media_properties(cache_dir: str, media_paths: list[str]) -> dict:
             continue
         runtime = hhmmss(info.duration) if info.kind != "image" else "00:00:01"
         out[path] = {
-            "video_cached": info.kind in ("video", "image") and store.has_embeddings(cache_dir, hash_str, visual_key),
+            "video_cached": info.kind in ("video", "image") and visual_cached(cache_dir, hash_str),
             "audio_cached": info.has_audio and audio_cached(cache_dir, hash_str),
             "runtime": runtime,
             "fps": _number(info.fps) if info.kind == "video" else 0,

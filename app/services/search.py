@@ -12,7 +12,6 @@ from app.errors import ApiError
 from app.paths import check_cache_dir, check_media
 from app.services.loaded import resolve_loaded
 from app.settings import load_settings
-from tasks import state
 from tasks.celery_app import celery_app
 from workers.active_models import active_model
 
@@ -34,9 +33,10 @@ def _people_mask(cache_dir: str, people_filter: list[dict], mode: str) -> dict[s
 
 def visual_search(kind: str, data: dict) -> dict:
     cache_dir = check_cache_dir(data["cache_dir"])
-    loading = state.model_loading("visual")
-    if loading:
-        raise ApiError(503, f"The visual model {loading} is still loading; retry shortly")
+    from app.services.analysis import visual_model_missing_message, visual_model_ready
+
+    if not visual_model_ready():
+        raise ApiError(400, visual_model_missing_message())
     chosen = resolve_loaded("visual", cache_dir, data.get("media_paths") or [], data.get("search_all", False))
     payload = {
         "kind": kind,

@@ -20,10 +20,10 @@ import uuid
 
 from app.errors import ApiError
 from app.paths import check_media
+from app.services.media import visual_cached
 from app.settings import load_settings
 from tasks import state
 from workers import store, transcripts
-from workers.active_models import active_model
 from workers.watch import config
 from workers.watch.scanner import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, StabilityTracker, scan_folder
 
@@ -106,8 +106,7 @@ def _needs(path: str, folder: dict) -> set[str]:
         return set()
     needs: set[str] = set()
     if kind in ("video", "image"):
-        if folder.get("enable_visual_analysis", True) and not store.has_embeddings(
-                cache_dir, hash_str, active_model("visual")):
+        if folder.get("enable_visual_analysis", True) and not visual_cached(cache_dir, hash_str):
             needs.add("visual")
         job = folder.get("cluster_job_name")
         if folder.get("enable_face_analysis") and job and not _has_faces(cache_dir, job, hash_str):
