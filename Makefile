@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv serve test lint bench clean
+.PHONY: venv serve test lint bench fuzz clean
 
 $(STAMP): requirements.lock.txt setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ serve: venv
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Schemathesis against /api/v1/openapi.json on a throwaway server: >= 1,000 requests, JSON summary.
+fuzz: venv
+	$(PY) bench/fuzz_api.py $(ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

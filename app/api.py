@@ -5,6 +5,8 @@ the OpenAPI document — so the contract and the code cannot drift apart."""
 from __future__ import annotations
 
 import functools
+import json
+import math
 from dataclasses import dataclass, field
 
 from flask import Blueprint, request
@@ -32,14 +34,60 @@ class Operation:
 OPERATIONS: list[Operation] = []
 
 
+def _not_json_number(text: str):
+    raise ValueError(f"{text} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+def _lone_surrogate_at(body) -> str | None:
+    """Where the first string holding a lone UTF-16 surrogate is (``"\\ud800"`` is valid JSON
+    syntax but not Unicode text: paths, tokenizers and encoders cannot take it); None if none."""
+    stack: list[tuple[object, str]] = [(body, "")]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                stack.append((key, where or "body"))
+                stack.append((inner, f"{where}.{key}" if where else str(key)))
+        elif isinstance(value, list):
+            stack.extend((inner, f"{where}.{index}" if where else str(index)) for index, inner in enumerate(value))
+        elif isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return where or "body"
+    return None
+
+
+def parse_json(data: bytes):
+    """Strict JSON: NaN, Infinity and numbers beyond float range (1e400) are refused, as is
+    text with lone surrogates, so no route ever sees a value JSON cannot carry. ValueError if not."""
+    try:
+        body = json.loads(data, parse_constant=_not_json_number, parse_float=_finite)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    where = _lone_surrogate_at(body)
+    if where is not None:
+        raise ValueError(f"{where}: a string holds a lone UTF-16 surrogate (not Unicode text)")
+    return body
+
+
 def json_body() -> dict:
     """The request's JSON object; {} for an empty body; 400 for anything that is not JSON."""
-    if not request.get_data(cache=True):
+    data = request.get_data(cache=True)
+    if not data:
         return {}
-    # Clients that forget the Content-Type header still mean JSON.
-    body = request.get_json(force=True, silent=True, cache=True)
-    if body is None:
-        raise ApiError(400, "Request body is not valid JSON")
+    # Clients that forget the Content-Type header still mean JSON, so the header is not checked.
+    try:
+        body = parse_json(data)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors too
+        raise ApiError(400, f"Request body is not valid JSON ({exc})") from None
     if not isinstance(body, dict):
         raise ApiError(400, "Request body must be a JSON object")
     return body

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import traceback
 
 import redis
-from kombu.exceptions import OperationalError as BrokerUnavailable
 from flask import Flask, jsonify
+from kombu.exceptions import OperationalError as BrokerUnavailable
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -64,5 +65,14 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return _http(exc)
+        if isinstance(exc, RecursionError) and _raised_by_json_decoder(exc):
+            # Flask's get_json(silent=True) lets RecursionError (a body nested thousands deep)
+            # through, since it is not a ValueError.
+            return jsonify({"error": "Request body is not valid JSON (nested too deeply)"}), 400
         log.exception("unhandled error")
         return jsonify({"error": f"Internal server error ({exc.__class__.__name__})"}), 500
+
+
+def _raised_by_json_decoder(exc: BaseException) -> bool:
+    return any(frame.f_code.co_filename.endswith(("json/decoder.py", "json\\decoder.py"))
+               for frame, _ in traceback.walk_tb(exc.__traceback__))

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+import math
+import re
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+MAX_SECONDS = 10 ** 7  # a time in a media file: ~115 days, far beyond any real file
 
 
 class Base(Schema):
@@ -16,7 +21,15 @@ class Path(fields.String):
 
     def __init__(self, **kwargs):
         kwargs.setdefault("validate", validate.Length(min=1, max=4096))
+        # "path" tells clients (and the fuzzer, bench/fuzz_api.py) which strings name files.
+        kwargs["metadata"] = {"format": "path", **kwargs.get("metadata", {})}
         super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in value:
+            raise ValidationError("A path cannot contain a NUL byte.")
+        return value
 
 
 class CacheDirRequest(Base):
@@ -29,6 +42,40 @@ class Number(fields.Float):
     def _serialize(self, value, attr, obj, **kwargs):
         value = super()._serialize(value, attr, obj, **kwargs)
         return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+class Timestamp(fields.Field):
+    """A time in a media file: seconds as a number or a string (``"75.5"``), or ``"HH:MM:SS"`` /
+    ``"MM:SS"`` (fractions allowed). Loads as float seconds, finite and in [0, 10^7]."""
+
+    PATTERN = r"^([0-9]+:){0,2}[0-9]+(\.[0-9]+)?$"
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {
+            "oneOf": [{"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
+                      {"type": "string", "pattern": self.PATTERN, "maxLength": 40}],
+            "description": "seconds, or HH:MM:SS / MM:SS",
+            **kwargs.get("metadata", {}),
+        }
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValidationError("Not a time: give seconds or HH:MM:SS.")
+        if isinstance(value, str):
+            if len(value) > 40 or not re.fullmatch(self.PATTERN, value):
+                raise ValidationError(f"Not a time: {value[:40]!r} (give seconds or HH:MM:SS).")
+            seconds = 0.0
+            for part in value.split(":"):
+                seconds = seconds * 60 + float(part)
+        else:
+            try:
+                seconds = float(value)
+            except OverflowError:  # an int beyond float range
+                seconds = math.inf
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
+            raise ValidationError(f"Must be between 0 and {MAX_SECONDS} seconds.")
+        return seconds
 
 
 class Error(Base):

@@ -1,6 +1,8 @@
+import math
+
 from marshmallow import ValidationError, fields, validate, validates
 
-from schemas.common import Base, Path
+from schemas.common import MAX_SECONDS, Base, Path
 
 FORMATS = ("txt", "csv", "docx", "pdf", "srt", "vtt")
 
@@ -9,7 +11,9 @@ class Clip(Base):
     source_path = Path(required=True)
     start_seconds = fields.Float(required=True, validate=validate.Range(min=0, max=10 ** 7))
     end_seconds = fields.Float(required=True, validate=validate.Range(min=0, max=10 ** 7))
-    subfolder = fields.String(validate=validate.Length(max=500), allow_none=True)
+    subfolder = fields.String(validate=[validate.Length(max=500), validate.Regexp(r"^[^\x00]*$",
+                                                                                   error="must not contain NUL")],
+                              allow_none=True)
 
 
 class ClipsRequest(Base):
@@ -49,7 +53,9 @@ class SegmentField(fields.List):
     """``[start_seconds, text, end_seconds]`` (a 4th element, the media path, is ignored)."""
 
     def __init__(self, **kwargs):
-        super().__init__(fields.Raw(), validate=validate.Length(min=3, max=4), **kwargs)
+        kwargs.setdefault("metadata", {"description": "[start_seconds, text, end_seconds]"})
+        super().__init__(fields.Raw(metadata={"oneOf": [{"type": "number"}, {"type": "string"}]}),
+                         validate=validate.Length(min=3, max=4), **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         items = super()._deserialize(value, attr, data, **kwargs)
@@ -57,6 +63,8 @@ class SegmentField(fields.List):
         numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (start, end))
         if not numbers or not isinstance(text, str):
             raise ValidationError("each segment is [start_seconds (number), text (string), end_seconds (number)]")
+        if not all(math.isfinite(v) for v in (start, end)) or end > MAX_SECONDS:
+            raise ValidationError(f"segment times must be finite and at most {MAX_SECONDS} seconds")
         if start < 0 or end < start:
             raise ValidationError("a segment needs 0 <= start_seconds <= end_seconds")
         return [float(start), text, float(end)]

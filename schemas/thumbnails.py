@@ -1,11 +1,11 @@
 from marshmallow import fields, validate
 
-from schemas.common import Base, Path
+from schemas.common import MAX_SECONDS, Base, Path, Timestamp
 
 
 class ThumbnailItem(Base):
     media_path = Path(required=True)
-    time_seconds = fields.Float(required=True, validate=validate.Range(min=0, max=10 ** 7))
+    time_seconds = fields.Float(required=True, validate=validate.Range(min=0, max=MAX_SECONDS))
 
 
 class ThumbnailsRequest(Base):
@@ -24,8 +24,8 @@ class ThumbnailsResponse(Base):
 class SceneRequest(Base):
     cache_dir = Path(required=True)
     media_path = Path(required=True)
-    start_time = fields.Raw(required=True, metadata={"type": "string", "description": "HH:MM:SS or seconds"})
-    end_time = fields.Raw(required=True, metadata={"type": "string", "description": "HH:MM:SS or seconds"})
+    start_time = Timestamp(required=True)
+    end_time = Timestamp(required=True)
     hash_str = fields.String(validate=validate.Regexp(r"^[0-9a-f]{16}$"))
 
 

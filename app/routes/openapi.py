@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, jsonify
+from marshmallow import fields
 
-from app.api import OPERATIONS
+from app.api import OPERATIONS, Operation
 from schemas.common import Error
 
 bp = Blueprint("openapi", __name__)
@@ -19,9 +21,38 @@ ERROR_TEXT = {
     403: "Key is valid but not a Pro license, or a path outside the allowed roots",
     404: "Resource not found",
     409: "Another analysis task is still stopping or already active",
+    413: "Request body over 64 MiB",
+    414: "Request URL too long (over 8 KiB): send shorter query or path parameters",
     500: "Server error",
     503: "Models still loading, or the task queue is unavailable — retry shortly",
 }
+
+
+def _pointer_to(response, param: str) -> str | None:
+    """Where a reply of this schema carries a value for path parameter ``param``: a field of that
+    name (``task_id``), or the ``id`` of a nested object named for it (``watch_folder.id``)."""
+    declared = response().fields
+    if param in declared:
+        return f"/{param}"
+    nested = declared.get(param.removesuffix("_id"))
+    if isinstance(nested, fields.Nested) and "id" in nested.schema.fields:
+        return f"/{nested.name}/id"
+    return None
+
+
+def _links(op: Operation) -> dict:
+    """OpenAPI links from this operation's reply to the operations that take what it returns
+    (a started task → its status; a new watch folder → update, delete)."""
+    links = {}
+    for target in OPERATIONS:
+        if op.response is None or not target.path_params or target is op:
+            continue
+        pointers = {param: _pointer_to(op.response, param) for param in target.path_params}
+        if all(pointers.values()):
+            name = re.sub(r"[^A-Za-z0-9]+", "_", f"{target.method}_{target.path}").strip("_")
+            links[name] = {"operationId": f"{target.method}_{target.path}",
+                           "parameters": {p: f"$response.body#{ptr}" for p, ptr in pointers.items()}}
+    return links
 
 
 @lru_cache(maxsize=1)
@@ -44,10 +75,13 @@ def build_spec() -> dict:
         success: dict = {"description": "OK"}
         if op.response is not None:
             success["content"] = {"application/json": {"schema": op.response}}
+            if links := _links(op):
+                success["links"] = links
         operation["responses"][str(op.status)] = success
-        codes = set(op.errors) | ({400} if op.body or op.query else set())
+        codes = set(op.errors) | ({400} if op.body or op.query else set()) | ({413} if op.body else set())
         if not op.public:
-            codes |= {401, 403, 503}
+            # 500: any unexpected failure still answers {"error": ...}; 503: Redis unreachable.
+            codes |= {401, 403, 500, 503}
             operation["security"] = [{"LicenseKey": []}]
         else:
             operation["security"] = []
@@ -56,6 +90,10 @@ def build_spec() -> dict:
                 "description": ERROR_TEXT.get(code, "Error"),
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             }
+        if op.path_params or op.query is not None:
+            # The HTTP server (eventlet) refuses a request line over 8 KiB before Flask sees it:
+            # no JSON body then.
+            operation["responses"]["414"] = {"description": ERROR_TEXT[414]}
         if op.body is not None:
             operation["requestBody"] = {"required": True,
                                         "content": {"application/json": {"schema": op.body}}}

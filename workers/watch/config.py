@@ -198,6 +198,9 @@ def _validated(fields: dict) -> dict:
         elif key == "audio_language":
             if not isinstance(value, str) or not value.strip():
                 raise ValueError("audio_language must be a non-empty string")
+            from workers.engines.speech import normalize_language
+
+            normalize_language(value)  # an unknown language is refused now, not file by file later
             out[key] = value.strip()
         elif key == "cluster_job_name":
             if value is not None and not isinstance(value, str):
