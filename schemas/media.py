@@ -4,7 +4,8 @@ from schemas.common import Base, Number, Path
 
 
 class MetadataRequest(Base):
-    cache_dir = Path(required=True)
+    # Without a cache_dir the file facts still come back; video_cached/audio_cached are false.
+    cache_dir = Path(load_default=None, allow_none=True)
     media_paths = fields.List(Path(), required=True, validate=validate.Length(max=10000))
 
 

@@ -87,6 +87,9 @@ def test_metadata_reports_duration_fps_timecode_and_hash(server, media, tmp_path
     assert props[paths[1]]["runtime"] == "00:00:11" and props[paths[1]]["fps"] == 0
     assert props[paths[2]]["runtime"] == "00:00:01"
     assert "not found" in props[paths[3]]["error"]
+    without_cache = server.post("/media/metadata", {"media_paths": paths[:1]})
+    assert without_cache.status_code == 200
+    assert without_cache.json()["media_properties"][paths[0]]["fps"] == 10
 
 
 def test_hash_is_stable_across_move_and_differs_by_content(server, media, tmp_path):

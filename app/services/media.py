@@ -30,8 +30,8 @@ def audio_cached(cache_dir: str, hash_str: str) -> bool:
     return (store.audio_dir(cache_dir, hash_str) / "transcript.json").exists()
 
 
-def media_properties(cache_dir: str, media_paths: list[str]) -> dict:
-    cache_dir = check_cache_dir(cache_dir)
+def media_properties(cache_dir: str | None, media_paths: list[str]) -> dict:
+    cache_dir = check_cache_dir(cache_dir) if cache_dir else None
 
     out = {}
     for path in media_paths:
@@ -45,8 +45,8 @@ def media_properties(cache_dir: str, media_paths: list[str]) -> dict:
             continue
         runtime = hhmmss(info.duration) if info.kind != "image" else "00:00:01"
         out[path] = {
-            "video_cached": info.kind in ("video", "image") and visual_cached(cache_dir, hash_str),
-            "audio_cached": info.has_audio and audio_cached(cache_dir, hash_str),
+            "video_cached": bool(cache_dir) and info.kind in ("video", "image") and visual_cached(cache_dir, hash_str),
+            "audio_cached": bool(cache_dir) and info.has_audio and audio_cached(cache_dir, hash_str),
             "runtime": runtime,
             "fps": _number(info.fps) if info.kind == "video" else 0,
             "media_path": path,
