@@ -1,5 +1,6 @@
 """Socket.IO at the server root: a client emits ``join`` with a task_id and receives that
-task's ``progress`` events. A late joiner is sent the task's last event at once."""
+task's ``progress`` events. A late joiner is first sent what it missed: every file's outcome
+so far and the latest event."""
 
 from __future__ import annotations
 
@@ -29,11 +30,11 @@ def on_join(payload=None):
         return
     join_room(task_id)
     try:
-        last = state.last_event(task_id)
+        history = state.event_history(task_id)
     except Exception:  # noqa: BLE001 - Redis down: the room still works once it is back
-        last = None
-    if last is not None:
-        emit("progress", last, to=request.sid)
+        history = []
+    for event in history:
+        emit("progress", event, to=request.sid)
 
 
 @socketio.on("leave")

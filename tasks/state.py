@@ -139,8 +139,35 @@ def is_cancelled(task_id: str) -> bool:
 # --- progress replay ---------------------------------------------------------------------
 
 
+HISTORY_LIMIT = 1000
+
+
+def _significant(event: dict) -> bool:
+    return bool(event.get("done") or event.get("status") or event.get("error")
+                or event.get("progress") in (100, 100.0))
+
+
 def store_last_event(task_id: str, event: dict) -> None:
-    client().set(f"{PREFIX}last_event:{task_id}", json.dumps(event), ex=EVENT_TTL)
+    """Keep the task's last event, and its significant ones (a file done or failed, the
+    end) in order, so a client that joins late still learns every file's outcome."""
+    encoded = json.dumps(event)
+    pipe = client().pipeline()
+    pipe.set(f"{PREFIX}last_event:{task_id}", encoded, ex=EVENT_TTL)
+    if _significant(event):
+        key = f"{PREFIX}events:{task_id}"
+        pipe.rpush(key, encoded)
+        pipe.ltrim(key, -HISTORY_LIMIT, -1)
+        pipe.expire(key, EVENT_TTL)
+    pipe.execute()
+
+
+def event_history(task_id: str) -> list[dict]:
+    """The significant events so far, then the last event if it is not among them."""
+    history = [json.loads(raw) for raw in client().lrange(f"{PREFIX}events:{task_id}", 0, -1)]
+    last = last_event(task_id)
+    if last is not None and (not history or history[-1] != last):
+        history.append(last)
+    return history
 
 
 def last_event(task_id: str) -> dict | None:

@@ -113,15 +113,77 @@ def test_onnx_export_agrees_with_pytorch_and_is_reused(key, models_dir, frames):
     assert onnx_engine.active_runtime == "onnx"
     exported = models_dir / key / "onnx" / "vision.onnx"
     record = json.loads((models_dir / key / "onnx" / "vision.json").read_text())
-    assert exported.exists() and record["min_cosine_vs_torch"] > 0.999
+    assert exported.exists() and record["runtimes"]["onnx"]["min_cosine_vs_torch"] > 0.999
     cosines = np.sum(onnx_engine.embed_images(frames) * torch_engine.embed_images(frames), axis=1)
     assert cosines.min() > 0.99
-    # A second load (another worker process) reuses the export instead of redoing it.
-    stamp = exported.stat().st_mtime_ns
+    # A second load (another worker process) reuses the exports instead of redoing them.
+    stamps = {p: p.stat().st_mtime_ns for p in (exported, exported.with_name("vision.int8.onnx"))}
     again = engine(key, models_dir, "auto")
     again.load()
-    assert exported.stat().st_mtime_ns == stamp
-    assert again.active_runtime == ("onnx" if record["use_onnx"] else "torch")
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert again.active_runtime == record["runtime"]
+    assert record["runtimes"][record["runtime"]]["agrees"]  # auto only picks an agreeing runtime
+
+
+@pytest.mark.parametrize("key", ["tiny-clip", "tiny-siglip"])
+def test_int8_export_is_used_when_it_agrees_with_pytorch(key, models_dir, frames):
+    int8 = engine(key, models_dir, "onnx-int8")
+    int8.load()
+    assert int8.active_runtime == "onnx-int8"
+    assert (models_dir / key / "onnx" / "vision.int8.onnx").exists()
+    checked = int8.onnx_meta["runtimes"]["onnx-int8"]
+    assert checked["agrees"] and checked["min_cosine_vs_torch"] >= 0.99
+    # On real frames (not the synthetic calibration batch) int8 embeddings still agree with
+    # PyTorch's, and frame-to-frame similarities (what /search/image ranks by) barely move.
+    ours, reference = int8.embed_images(frames), engine(key, models_dir, "torch").embed_images(frames)
+    assert np.linalg.norm(ours, axis=1) == pytest.approx(1.0, abs=1e-5)
+    assert np.sum(ours * reference, axis=1).min() >= 0.99
+    assert np.abs(ours @ ours.T - reference @ reference.T).max() < 0.02
+
+
+def _clip_with_activation_outlier(folder: Path) -> Path:
+    """A tiny CLIP whose MLPs carry one huge hidden activation that their output ignores.
+
+    Trained ViTs have such outlier channels; int8 activations quantized per tensor then
+    lose the small channels that carry the meaning, while float32 is unaffected.
+    """
+    import torch
+    from transformers import CLIPModel
+
+    build_tiny_clip(folder)
+    model = CLIPModel.from_pretrained(folder)
+    with torch.no_grad():
+        for layer in model.vision_model.encoder.layers:
+            layer.mlp.fc1.bias[0] = 1000.0
+            layer.mlp.fc2.weight[:, 0] = 0.0
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_int8_is_refused_when_it_disagrees_with_pytorch(tmp_path, frames):
+    import_model("outlier-clip", _clip_with_activation_outlier(tmp_path / "src"), models_dir=tmp_path)
+    asked = engine("outlier-clip", tmp_path, "onnx-int8")
+    asked.load()
+    assert asked.active_runtime == "onnx"  # float32 instead
+    checked = asked.onnx_meta["runtimes"]["onnx-int8"]
+    assert not checked["agrees"] and checked["min_cosine_vs_torch"] < 0.99
+    reference = engine("outlier-clip", tmp_path, "torch").embed_images(frames)
+    assert np.sum(asked.embed_images(frames) * reference, axis=1).min() > 0.999
+    auto = engine("outlier-clip", tmp_path, "auto")
+    auto.load()
+    assert auto.active_runtime in ("onnx", "torch")
+
+
+def test_a_record_from_another_machine_is_timed_again_without_exporting_again(tmp_path, sources):
+    import_model("moved", sources["tiny-siglip"], models_dir=tmp_path)
+    engine("moved", tmp_path, "auto").load()
+    folder = tmp_path / "moved" / "onnx"
+    record = json.loads((folder / "vision.json").read_text())
+    (folder / "vision.json").write_text(json.dumps(record | {"machine": "another CPU x64"}))
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.onnx")}
+    engine("moved", tmp_path, "auto").load()
+    assert json.loads((folder / "vision.json").read_text())["machine"] == record["machine"]
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.onnx")} == stamps
 
 
 def test_a_replaced_checkpoint_is_exported_again(tmp_path, sources):

@@ -1,16 +1,20 @@
-"""ONNX Runtime fast path for the image tower of a CLIP / SigLIP checkpoint.
+"""ONNX Runtime fast paths for the image tower of a CLIP / SigLIP checkpoint.
 
 The vision tower (with its projection and the L2 normalisation) is exported once with
-``torch.onnx.export`` to ``<checkpoint>/onnx/vision.onnx``, written to a temporary name and
-renamed, next to ``vision.json`` which records what it was exported from (so a replaced
-checkpoint is re-exported) and how fast each runtime was measured on this machine (so
-the choice is made once, not at every load).
+``torch.onnx.export`` to ``<checkpoint>/onnx/vision.onnx`` (float32) and quantized from
+there to ``vision.int8.onnx`` (dynamic int8: int8 weights per output channel, activations
+quantized per batch at run time, MatMuls only). Both are written to temporary names and
+renamed, next to ``vision.json``, which records what they were made from (so a replaced
+checkpoint is exported again), how closely each agrees with PyTorch on a calibration batch
+and how fast each runtime was on this machine (so the choice is made once, not at every
+load).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import platform
 import tempfile
 import time
 import warnings
@@ -19,17 +23,24 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.store import atomic_write_json, read_json
+from workers.store import FILE_MODE, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
 ONNX_DIR = "onnx"
 VISION_ONNX = "vision.onnx"
+VISION_INT8 = "vision.int8.onnx"
 VISION_META = "vision.json"
 OPSET = 17
-# Embeddings from the two runtimes must agree this closely before the export is trusted.
+# Embeddings must agree with PyTorch's this closely (min cosine over the calibration batch)
+# before an export is used: float32 differs only by rounding, int8 by quantization noise,
+# which at 0.99 moves a frame's search score by less than the gap between near neighbours.
 MIN_AGREEMENT = 0.999
-EXPORT_FORMAT = 1
+MIN_INT8_AGREEMENT = 0.99
+EXPORT_FORMAT = 2
+TORCH, ONNX_FP32, ONNX_INT8 = "torch", "onnx", "onnx-int8"
+MODES = ("auto", ONNX_FP32, ONNX_INT8)
+TIMING_BATCH = 8
 
 
 def cpu_threads() -> int:
@@ -43,6 +54,17 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def machine_id(threads: int | None = None) -> str:
+    """The CPU model and thread count: the timings (int8 above all) hold for this pair only."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return f"{cpu} x{threads or cpu_threads()}"
+
+
 def checkpoint_fingerprint(folder: Path) -> list:
     """Names, sizes and mtimes of the weight and config files: changes when the checkpoint does."""
     entries = []
@@ -54,7 +76,12 @@ def checkpoint_fingerprint(folder: Path) -> list:
 
 
 def onnx_paths(folder: Path) -> tuple[Path, Path]:
+    """The float32 export and the record, ``(vision.onnx, vision.json)``."""
     return folder / ONNX_DIR / VISION_ONNX, folder / ONNX_DIR / VISION_META
+
+
+def int8_path(folder: Path) -> Path:
+    return folder / ONNX_DIR / VISION_INT8
 
 
 def read_meta(folder: Path) -> dict | None:
@@ -87,17 +114,32 @@ def vision_tower(model):
     return VisionTower(model).eval()
 
 
+def _atomic_output(target: Path, write: Callable[[str], None]) -> Path:
+    """Run ``write(tmp_path)`` and rename the result onto ``target``; no torn file either way."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".onnx.tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        try:  # mkstemp makes 0600; workers of other users read a shared models folder
+            os.chmod(tmp, FILE_MODE)
+        except OSError:
+            pass  # some network shares refuse chmod
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
 def export_vision(model, folder: Path, resolution: int) -> Path:
     """Export the image tower to ``<folder>/onnx/vision.onnx`` atomically; returns its path."""
     import torch
 
-    model_path, _ = onnx_paths(folder)
-    model_path.parent.mkdir(parents=True, exist_ok=True)
     tower = vision_tower(model)
     dummy = torch.zeros(2, 3, resolution, resolution, dtype=torch.float32)
-    fd, tmp = tempfile.mkstemp(prefix=".vision.", suffix=".onnx.tmp", dir=model_path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: str) -> None:
         # The TorchScript exporter: the torch.export-based default needs onnxscript, and the
         # tracer's warnings are about shapes that are fixed here (resolution, patch count);
         # the batch axis stays dynamic.
@@ -110,15 +152,41 @@ def export_vision(model, folder: Path, resolution: int) -> Path:
                 dynamic_axes={"pixel_values": {0: "batch"}, "image_embeds": {0: "batch"}},
                 opset_version=OPSET, dynamo=False,
             )
-        os.replace(tmp, model_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return model_path
+
+    return _atomic_output(onnx_paths(folder)[0], write)
+
+
+class _DropPreprocessHint(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+def quantize_vision(folder: Path) -> Path:
+    """Dynamic int8 copy of ``vision.onnx`` as ``vision.int8.onnx`` (atomically); returns its path.
+
+    MatMuls only, int8 weights per output channel: on ViTs the MatMuls are nearly all the
+    time, and quantizing the patch Conv, Gather or attention ops as well was slower and less
+    accurate (docs/visual-search.md). quantize_dynamic's own shape pre-processing changed
+    neither speed nor accuracy, so its hint to run it is dropped from the log.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    source = onnx_paths(folder)[0]
+    hint = _DropPreprocessHint()
+
+    def write(tmp: str) -> None:
+        logging.getLogger().addFilter(hint)
+        try:
+            quantize_dynamic(source, tmp, op_types_to_quantize=["MatMul"], per_channel=True,
+                             weight_type=QuantType.QInt8)
+        finally:
+            logging.getLogger().removeFilter(hint)
+
+    return _atomic_output(int8_path(folder), write)
 
 
 class OnnxVision:
-    """An ONNX Runtime session over ``vision.onnx``: float32 NCHW pixels in, unit rows out."""
+    """An ONNX Runtime session over an exported tower: float32 NCHW pixels in, unit rows out."""
 
     def __init__(self, model_path: Path, threads: int | None = None):
         import onnxruntime as ort
@@ -128,11 +196,52 @@ class OnnxVision:
         options.intra_op_num_threads = threads or cpu_threads()
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle pool threads otherwise busy-wait for the next op, taking a core from the video
+        # decoder that runs beside the embedder in the analysis pipeline (and from other
+        # workers). Measured faster without spinning, alone and beside decoding.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.path = Path(model_path)
         self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(pixels, dtype=np.float32)})[0]
+
+
+def calibration_images(count: int = 16, size: tuple[int, int] = (240, 320), seed: int = 0) -> list[np.ndarray]:
+    """Varied HxWx3 uint8 images for the agreement check: flat, graded, patterned, smooth
+    random colour fields (photo-like low frequencies), sharp noise and mixtures.
+
+    int8 error grows with activation outliers, which flat or saturated images, hard edges
+    and noise provoke in different layers; one kind of image would miss some of them.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    height, width = size
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+
+    def smooth(cells: int) -> np.ndarray:
+        small = rng.integers(0, 256, (cells, cells, 3), dtype=np.uint8)
+        return np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC))
+
+    makers = [
+        lambda: np.zeros((height, width, 3), np.uint8),
+        lambda: np.full((height, width, 3), 255, np.uint8),
+        lambda: np.broadcast_to(rng.integers(0, 256, 3, dtype=np.uint8), (height, width, 3)).copy(),
+        lambda: np.stack([x / width * 255, y / height * 255, (1 - x / width) * 255], axis=2).astype(np.uint8),
+        lambda: (((x // 20 + y // 20) % 2)[:, :, None] * rng.integers(0, 256, 3)).astype(np.uint8),
+        lambda: smooth(3),
+        lambda: smooth(8),
+        lambda: smooth(24),
+        lambda: rng.integers(0, 256, (height, width, 3), dtype=np.uint8),
+        lambda: np.clip(smooth(6).astype(np.int16) + rng.integers(-40, 41, (height, width, 3)), 0, 255
+                        ).astype(np.uint8),
+        lambda: ((np.sin(x / 7) * np.cos(y / 11) > 0)[:, :, None] * np.array([250, 240, 30])).astype(np.uint8),
+        lambda: (smooth(4) * (((x - width / 2) ** 2 + (y - height / 2) ** 2) < (height / 3) ** 2)[:, :, None]
+                 ).astype(np.uint8),
+    ]
+    return [makers[i % len(makers)]() for i in range(count)]
 
 
 def compare_speed(runs: dict[str, Callable[[np.ndarray], np.ndarray]], pixels: np.ndarray,
@@ -153,50 +262,116 @@ def compare_speed(runs: dict[str, Callable[[np.ndarray], np.ndarray]], pixels: n
     return {name: len(pixels) / seconds for name, seconds in best.items()}
 
 
-def prepare(model, folder: Path, resolution: int, torch_run: Callable[[np.ndarray], np.ndarray],
-            threads: int | None = None, batch: int = 8) -> tuple[OnnxVision | None, dict]:
-    """Export (once), check and time the ONNX vision tower against PyTorch.
+def min_cosine(rows: np.ndarray, reference: np.ndarray) -> float:
+    rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    return float(np.min(np.sum(rows * reference, axis=1)))
 
-    Returns the session when ONNX agrees with PyTorch and is at least as fast, else None;
-    and the record kept in ``vision.json``. Never raises for a failed export: the caller
-    falls back to PyTorch.
+
+def choose_runtime(meta: dict, mode: str = "auto") -> str:
+    """The runtime a record says to use.
+
+    ``"auto"``: the fastest of those whose embeddings agree with PyTorch's. Forced choices:
+    ``"onnx"`` is float32 whenever it exported; ``"onnx-int8"`` is int8 when it passed the
+    agreement check, else float32 (the check is never skipped).
     """
-    model_path, meta_path = onnx_paths(folder)
-    meta = read_meta(folder)
-    if meta is not None:
-        if not meta.get("use_onnx"):
-            return None, meta
+    runtimes = meta.get("runtimes", {})
+    if mode == ONNX_INT8 and runtimes.get(ONNX_INT8, {}).get("agrees"):
+        return ONNX_INT8
+    if mode in (ONNX_FP32, ONNX_INT8):
+        return ONNX_FP32 if ONNX_FP32 in runtimes else TORCH
+    agreeing = [name for name, rec in runtimes.items() if rec.get("agrees")] or [TORCH]
+    return max(agreeing, key=lambda name: runtimes.get(name, {}).get("images_per_s", 0.0))
+
+
+def _session_path(folder: Path, runtime: str) -> Path:
+    return int8_path(folder) if runtime == ONNX_INT8 else onnx_paths(folder)[0]
+
+
+def _measure(folder: Path, sessions: dict[str, OnnxVision], torch_run: Callable[[np.ndarray], np.ndarray],
+             calibration: np.ndarray) -> dict[str, dict]:
+    reference = torch_run(calibration)
+    runtimes: dict[str, dict] = {TORCH: {"agrees": True}}
+    for name, session in sessions.items():
+        agreement = min_cosine(session(calibration), reference)
+        floor = MIN_INT8_AGREEMENT if name == ONNX_INT8 else MIN_AGREEMENT
+        runtimes[name] = {"min_cosine_vs_torch": round(agreement, 7), "agrees": bool(agreement >= floor),
+                          "file": _session_path(folder, name).name}
+    speed = compare_speed({TORCH: torch_run, **sessions}, calibration[:TIMING_BATCH])
+    for name, images_per_s in speed.items():
+        runtimes[name]["images_per_s"] = round(images_per_s, 2)
+    return runtimes
+
+
+def _open_or_make(path: Path, make: Callable[[], None], threads: int | None, reuse: bool) -> OnnxVision:
+    """A session over ``path``; the file is (re)made first unless ``reuse`` and it opens."""
+    if reuse and path.exists():
         try:
-            return OnnxVision(model_path, threads), meta
-        except Exception as exc:  # a truncated or foreign file: re-export below
-            log.warning("cannot open %s (%s); exporting again", model_path, exc)
-    try:
+            return OnnxVision(path, threads)
+        except Exception as exc:  # a truncated or foreign file: make it again
+            log.warning("cannot open %s (%s); making it again", path, exc)
+    make()
+    return OnnxVision(path, threads)
+
+
+def prepare(model, folder: Path, resolution: int, torch_run: Callable[[np.ndarray], np.ndarray],
+            calibration: np.ndarray, threads: int | None = None,
+            mode: str = "auto") -> tuple[OnnxVision | None, str, dict]:
+    """Export and quantize (once), check and time the ONNX vision towers against PyTorch.
+
+    ``calibration``: preprocessed pixels (N, 3, H, W) of varied images (``calibration_images``).
+    Returns the session to use (None for PyTorch), its runtime name (``"torch"``, ``"onnx"``,
+    ``"onnx-int8"``: ``choose_runtime``) and the record kept in ``vision.json``. Never raises
+    for a failed export or quantization: the caller falls back to float32 or PyTorch.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    machine = machine_id(threads)
+    meta = read_meta(folder)
+    if meta is not None and meta.get("machine") == machine:
+        runtime = choose_runtime(meta, mode)
+        if runtime == TORCH:
+            return None, TORCH, meta
+        try:
+            return OnnxVision(_session_path(folder, runtime), threads), runtime, meta
+        except Exception as exc:  # a truncated or foreign file: export again below
+            log.warning("cannot open the %s export in %s (%s); exporting again", runtime, folder, exc)
+            meta = None
+    # A record made on another machine (a models folder shared between workers) keeps its
+    # exports: only the timing is redone, since int8's gain depends on the CPU.
+    record: dict = {"format": EXPORT_FORMAT, "fingerprint": checkpoint_fingerprint(folder), "opset": OPSET}
+    if meta is not None:
+        record["export_seconds"] = meta.get("export_seconds")
+        record["quantize_seconds"] = meta.get("quantize_seconds")
+
+    def export() -> None:
         started = time.perf_counter()
         export_vision(model, folder, resolution)
-        export_s = time.perf_counter() - started
-        session = OnnxVision(model_path, threads)
+        record["export_seconds"] = round(time.perf_counter() - started, 2)
+
+    def quantize() -> None:
+        started = time.perf_counter()
+        quantize_vision(folder)
+        record["quantize_seconds"] = round(time.perf_counter() - started, 2)
+
+    sessions: dict[str, OnnxVision] = {}
+    try:
+        sessions[ONNX_FP32] = _open_or_make(onnx_paths(folder)[0], export, threads, reuse=meta is not None)
     except Exception as exc:
         log.warning("ONNX export of %s failed, using PyTorch: %s", folder, exc)
-        return None, {"use_onnx": False, "error": str(exc)}
-    rng = np.random.default_rng(0)
-    pixels = rng.standard_normal((batch, 3, resolution, resolution)).astype(np.float32)
-    reference = torch_run(pixels)
-    agreement = float(np.min(np.sum(session(pixels) * reference, axis=1)))
-    speed = compare_speed({"torch": torch_run, "onnx": session}, pixels)
-    torch_ips, onnx_ips = speed["torch"], speed["onnx"]
-    meta = {
-        "format": EXPORT_FORMAT,
-        "fingerprint": checkpoint_fingerprint(folder),
-        "opset": OPSET,
-        "export_seconds": round(export_s, 2),
-        "min_cosine_vs_torch": agreement,
-        "torch_images_per_s": round(torch_ips, 2),
-        "onnx_images_per_s": round(onnx_ips, 2),
-        "threads": threads or cpu_threads(),
-        "use_onnx": bool(agreement >= MIN_AGREEMENT and onnx_ips >= torch_ips),
-    }
+        return None, TORCH, {"runtime": TORCH, "error": str(exc)}
     try:
-        atomic_write_json(meta_path, meta)
+        sessions[ONNX_INT8] = _open_or_make(int8_path(folder), quantize, threads, reuse=meta is not None)
+    except Exception as exc:
+        log.warning("int8 quantization of %s failed, float32 only: %s", folder, exc)
+        record["int8_error"] = str(exc)
+    record["runtimes"] = _measure(folder, sessions, torch_run, calibration)
+    record["calibration_images"] = int(len(calibration))
+    record["machine"] = machine
+    record["threads"] = threads or cpu_threads()
+    record["runtime"] = choose_runtime(record)
+    try:
+        atomic_write_json(onnx_paths(folder)[1], record)
     except OSError as exc:
-        log.warning("cannot record the ONNX export choice in %s: %s", meta_path, exc)
-    return (session if meta["use_onnx"] else None), meta
+        log.warning("cannot record the ONNX export choice in %s: %s", onnx_paths(folder)[1], exc)
+    runtime = choose_runtime(record, mode)
+    return sessions.get(runtime), runtime, record

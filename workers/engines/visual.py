@@ -6,9 +6,10 @@ preprocessed here with PIL + numpy, mirroring the checkpoint's own image process
 rescale and mean/std. That avoids transformers' torchvision backend (not installed) and
 a per-image Python round trip through the processor.
 
-The image tower runs on ONNX Runtime when an export beside the checkpoint agrees with
-PyTorch and is faster on this machine (``workers/engines/onnx_visual.py``), else on
-PyTorch eager. Texts always go through PyTorch: a query is one short sequence.
+The image tower runs on ONNX Runtime, float32 or dynamic int8, when an export beside the
+checkpoint agrees with PyTorch and is faster on this machine
+(``workers/engines/onnx_visual.py``), else on PyTorch eager. Texts always go through
+PyTorch: a query is one short sequence.
 """
 
 from __future__ import annotations
@@ -196,15 +197,19 @@ def _unit_rows(array: np.ndarray) -> np.ndarray:
 class TransformersVisualEngine:
     """A CLIP / SigLIP / SigLIP2 checkpoint in a local folder.
 
-    ``runtime``: ``"auto"`` (ONNX Runtime for images when it agrees with PyTorch and is
-    faster, exported on first load), ``"onnx"`` (ONNX whenever it exports cleanly) or
-    ``"torch"``.
+    ``runtime``: ``"auto"`` (the fastest of PyTorch, ONNX float32 and ONNX int8 among those
+    whose image embeddings agree with PyTorch's, exported and measured on first load),
+    ``"onnx"`` (float32 ONNX whenever it exports cleanly), ``"onnx-int8"`` (int8 when it
+    passes the agreement check, else float32) or ``"torch"``.
+    ``active_runtime`` says which one embeds images.
     """
+
+    RUNTIMES = ("auto", "onnx", "onnx-int8", "torch")
 
     def __init__(self, spec: catalogue.ModelSpec, path: str | Path, runtime: str = "auto",
                  threads: int | None = None):
-        if runtime not in ("auto", "onnx", "torch"):
-            raise ValueError(f"runtime must be auto, onnx or torch, not {runtime!r}")
+        if runtime not in self.RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(self.RUNTIMES)}, not {runtime!r}")
         self.spec = spec
         self.key = spec.key
         self.path = Path(path)
@@ -234,7 +239,7 @@ class TransformersVisualEngine:
         import torch
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        from workers.engines.onnx_visual import cpu_threads, prepare
+        from workers.engines.onnx_visual import calibration_images, cpu_threads, prepare
 
         if not (self.path / "config.json").exists():
             raise ModelUnavailable(
@@ -267,14 +272,12 @@ class TransformersVisualEngine:
         self._model = model
         with torch.inference_mode():
             self.dim = int(self._embed_texts_torch(["a"]).shape[1])
+        self.active_runtime = "torch"
         if self._hf_image_processor is None and self.runtime != "torch":
-            self._onnx, self.onnx_meta = prepare(model, self.path, self.resolution, self._vision_torch,
-                                                 threads=self.threads)
-            if self._onnx is None and self.runtime == "onnx" and "error" not in self.onnx_meta:
-                from workers.engines.onnx_visual import OnnxVision, onnx_paths
-
-                self._onnx = OnnxVision(onnx_paths(self.path)[0], self.threads)
-        self.active_runtime = "onnx" if self._onnx is not None else "torch"
+            calibration = preprocess(calibration_images(IMAGE_BATCH), self._prep)
+            self._onnx, self.active_runtime, self.onnx_meta = prepare(
+                model, self.path, self.resolution, self._vision_torch, calibration,
+                threads=self.threads, mode=self.runtime)
         log.info("visual model %s loaded from %s (%s, dim %d, images on %s)", self.key, self.path,
                  self.model_type, self.dim, self.active_runtime)
 
