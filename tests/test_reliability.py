@@ -18,11 +18,13 @@ import av
 import numpy as np
 import psutil
 import pytest
+import redis
 import requests
 from PIL import Image
 
 from app.supervisor import free_port, redis_server_binary, wait_for_redis
 from tests.conftest import BIN, DATA, ProgressListener, sightline, start_server
+from tests.media_factory import jfk_samples, write_video
 from workers.exports.ffmpeg import ffmpeg_exe
 
 
@@ -34,35 +36,6 @@ def models_dir(tmp_path_factory, tiny_model_dir) -> Path:
            "SIGHTLINE_HOME": str(home), "SIGHTLINE_MODELS_DIR": str(home / "models")}
     sightline("models", "import", "tiny-clip", str(tiny_model_dir), env=env)
     return home / "models"
-
-
-def _write_video(path: Path, seconds: int, size=(160, 96), rate=4, audio: np.ndarray | None = None,
-                 codec="mpeg4") -> None:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        audio_stream = container.add_stream("aac", rate=16000) if audio is not None else None
-        for i in range(seconds * rate):
-            pixels = np.full((size[1], size[0], 3), ((i * 7) % 255, 90, 200), np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-        if audio_stream is not None:
-            frame = av.AudioFrame.from_ndarray((audio * 32767).astype(np.int16).reshape(1, -1), format="s16",
-                                               layout="mono")
-            frame.sample_rate = 16000
-            for packet in audio_stream.encode(frame):
-                container.mux(packet)
-            for packet in audio_stream.encode():
-                container.mux(packet)
-
-
-def _jfk_samples(repeats: int = 1) -> np.ndarray:
-    from workers.media.audio import decode_audio
-
-    speech = decode_audio(str(DATA / "jfk.flac"))
-    return np.concatenate([speech] * repeats).astype(np.float32)
 
 
 def _malformed_corpus(folder: Path) -> dict[str, Path]:
@@ -99,7 +72,7 @@ def _malformed_corpus(folder: Path) -> dict[str, Path]:
     corpus["audio_only_mp4"] = folder / "audio_only.mp4"
     with av.open(str(corpus["audio_only_mp4"]), "w") as container:
         stream = container.add_stream("aac", rate=16000)
-        frame = av.AudioFrame.from_ndarray((_jfk_samples() * 32767).astype(np.int16).reshape(1, -1),
+        frame = av.AudioFrame.from_ndarray((jfk_samples() * 32767).astype(np.int16).reshape(1, -1),
                                            format="s16", layout="mono")
         frame.sample_rate = 16000
         for packet in stream.encode(frame):
@@ -176,19 +149,22 @@ def test_worker_killed_mid_analysis_fails_that_file_and_rerun_reuses_work(tmp_pa
                           models_dir=models_dir)
     try:
         long_speech = tmp_path / "long_speech.mp4"
-        _write_video(long_speech, 66, audio=_jfk_samples(6))
+        # Five and a half minutes of speech: long enough to be killed in the middle of on any machine.
+        write_video(long_speech, 330, audio=jfk_samples(30))
         short = tmp_path / "short.mp4"
         shutil.copy(DATA / "counter.mp4", short)
         cache = tmp_path / "cache"
         body = {"cache_dir": str(cache), "visual_media_paths": [str(short)],
                 "transcription_jobs": [{"path": str(long_speech)}]}
+        inflight = redis.Redis.from_url(server.redis_url(), decode_responses=True)
         with ProgressListener(server.base) as listener:
             response = server.post("/analyze", body)
             task_id = response.json()["task_id"]
             listener.join(task_id)
             deadline = time.monotonic() + 180
-            while not any(e.get("type") == "speech" and 0 < e.get("progress", 0) < 100
-                          for e in listener.events.get(task_id, [])):
+            # The speech file (the second job) is being worked on: its worker registered it.
+            while not (inflight.hget(f"sightline:inflight:{task_id}", "1")
+                       and any(e.get("type") == "speech" for e in listener.events.get(task_id, []))):
                 assert time.monotonic() < deadline, listener.events.get(task_id)
                 time.sleep(0.1)
             victims = _analysis_worker_processes(server)

@@ -6,11 +6,10 @@ import json
 import re
 import shutil
 
-import av
-import numpy as np
 import pytest
 
 from tests.conftest import DATA
+from tests.media_factory import jfk_samples, write_video
 
 HHMMSS = re.compile(r"^\d\d:\d\d:\d\d$")
 
@@ -21,7 +20,7 @@ def transcribed(server, tmp_path_factory):
     jfk = root / "jfk speech.flac"
     shutil.copy(DATA / "jfk.flac", jfk)
     video = root / "with_audio.mp4"
-    _video_with_jfk_audio(video)
+    write_video(video, 11, size=(96, 64), rate=2, audio=jfk_samples())
     cache = root / "cache"
     server.wait_idle()
     _, events = server.analyze({"cache_dir": str(cache),
@@ -29,29 +28,6 @@ def transcribed(server, tmp_path_factory):
                                                        {"path": str(video), "language": "en"}]})
     assert events[-1]["status"] == "completed", events[-1]
     return {"jfk": str(jfk), "video": str(video), "cache": str(cache), "events": events}
-
-
-def _video_with_jfk_audio(path) -> None:
-    from workers.media.audio import decode_audio
-
-    samples = decode_audio(str(DATA / "jfk.flac"))
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("mpeg4", rate=2)
-        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
-        audio = container.add_stream("aac", rate=16000)
-        for i in range(22):
-            frame = av.VideoFrame.from_ndarray(np.full((64, 96, 3), i * 10, np.uint8), format="rgb24")
-            for packet in video.encode(frame):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        audio_frame = av.AudioFrame.from_ndarray((samples * 32767).astype(np.int16).reshape(1, -1), format="s16",
-                                                 layout="mono")
-        audio_frame.sample_rate = 16000
-        for packet in audio.encode(audio_frame):
-            container.mux(packet)
-        for packet in audio.encode():
-            container.mux(packet)
 
 
 def test_progress_events_are_typed_speech(transcribed):
