@@ -80,6 +80,18 @@ def load_transcriptions(cache_dir: str) -> dict:
             "files": len(speech)}
 
 
+def _hash_of(path: str, known_paths: dict[str, str]) -> str | None:
+    """The file's hash: from the loaded data when that path is known (no disk read), else by
+    reading it; None when it cannot be read."""
+    check_media(path, "media_paths")
+    if path in known_paths:
+        return known_paths[path]
+    try:
+        return store.hash_file(path)
+    except OSError:
+        return None
+
+
 def load_for_media(cache_dir: str, media_paths: list[str]) -> dict:
     started = time.monotonic()
     cache_dir = _require_dir(cache_dir)
@@ -88,16 +100,10 @@ def load_for_media(cache_dir: str, media_paths: list[str]) -> dict:
     known_paths = {path: hash_str for hash_str, path in already.items()}
     new, missing, skipped = {}, {}, 0
     for path in media_paths:
-        check_media(path, "media_paths")
-        if path in known_paths:
-            skipped += 1
-            continue
-        try:
-            hash_str = store.hash_file(path)
-        except OSError:
+        hash_str = _hash_of(path, known_paths)
+        if hash_str is None:
             missing[path] = "file not found"
-            continue
-        if hash_str in already:
+        elif hash_str in already:
             skipped += 1
         elif store.has_embeddings(cache_dir, hash_str, model_key):
             new[hash_str] = path
@@ -127,16 +133,10 @@ def resolve_loaded(kind: str, cache_dir: str, media_paths: list[str], search_all
     by_path = {path: hash_str for hash_str, path in loaded.items()}
     chosen, problems = {}, {}
     for path in media_paths:
-        check_media(path, "media_paths")
-        if path in by_path:
-            chosen[by_path[path]] = path
-            continue
-        try:
-            hash_str = store.hash_file(path)
-        except OSError:
+        hash_str = _hash_of(path, by_path)
+        if hash_str is None:
             problems[path] = "file not found"
-            continue
-        if hash_str in loaded:
+        elif hash_str in loaded:
             chosen[hash_str] = path
         else:
             problems[path] = "not analysed or not loaded"
