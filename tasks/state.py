@@ -83,10 +83,6 @@ def current_task_id() -> str | None:
     return client().get(CURRENT_TASK)
 
 
-def set_task_state(task_id: str, state: str) -> None:
-    client().hset(_task_key(task_id), "state", state)
-
-
 def heartbeat(task_id: str) -> None:
     client().hset(_task_key(task_id), mapping={"heartbeat": time.time(), "state": "running"})
 
@@ -206,10 +202,6 @@ def mark_loaded(kind: str, cache_dir: str, entries: dict[str, str]) -> None:
 
 def loaded(kind: str, cache_dir: str) -> dict[str, str]:
     return client().hgetall(_loaded_key(kind, cache_dir))
-
-
-def is_dir_loaded(kind: str, cache_dir: str) -> bool:
-    return bool(client().sismember(f"{PREFIX}loaded_dirs:{kind}", cache_dir))
 
 
 def clear_loaded(kind: str) -> None:

@@ -13,6 +13,7 @@ import uuid
 
 from app.errors import ApiError
 from app.paths import check_cache_dir, check_media
+from app.services.media import usable_visual_model
 from app.services.watchdog import fail_if_stale
 from app.settings import load_settings
 from tasks import state
@@ -54,8 +55,7 @@ def visual_model_ready() -> bool:
     loading = state.model_loading("visual")
     if loading:
         raise ApiError(503, f"The visual model {loading} is still loading; retry shortly")
-    spec = catalogue.get_spec(active_model("visual"))
-    return spec is not None and catalogue.is_downloaded(spec)
+    return usable_visual_model() is not None
 
 
 def visual_model_missing_message() -> str:

@@ -16,13 +16,18 @@ def _number(value: float) -> float | int:
     return int(value) if value.is_integer() else value
 
 
-def visual_cached(cache_dir: str, hash_str: str) -> bool:
-    """Visual analysis is as complete as this machine can make it: embeddings of the active
-    model, or, while that model is not here, the thumbnails and scenes."""
+def usable_visual_model() -> str | None:
+    """The active visual model's key when its files are on this machine, else None."""
     key = active_model("visual")
     spec = catalogue.get_spec(key)
-    if spec is not None and catalogue.is_downloaded(spec):
-        return store.has_embeddings(cache_dir, hash_str, key)
+    return key if spec is not None and catalogue.is_downloaded(spec) else None
+
+
+def visual_cached(cache_dir: str, hash_str: str, model_key: str | None) -> bool:
+    """Visual analysis is as complete as this machine can make it: embeddings of
+    ``model_key`` (from :func:`usable_visual_model`), or without one the thumbnails and scenes."""
+    if model_key:
+        return store.has_embeddings(cache_dir, hash_str, model_key)
     return store.has_frames(cache_dir, hash_str)
 
 
@@ -33,6 +38,7 @@ def audio_cached(cache_dir: str, hash_str: str) -> bool:
 def media_properties(cache_dir: str | None, media_paths: list[str]) -> dict:
     cache_dir = check_cache_dir(cache_dir) if cache_dir else None
 
+    model_key = usable_visual_model()
     out = {}
     for path in media_paths:
         check_media(path, "media_paths")
@@ -45,7 +51,7 @@ def media_properties(cache_dir: str | None, media_paths: list[str]) -> dict:
             continue
         runtime = hhmmss(info.duration) if info.kind != "image" else "00:00:01"
         out[path] = {
-            "video_cached": bool(cache_dir) and info.kind in ("video", "image") and visual_cached(cache_dir, hash_str),
+            "video_cached": bool(cache_dir) and info.kind in ("video", "image") and visual_cached(cache_dir, hash_str, model_key),
             "audio_cached": bool(cache_dir) and info.has_audio and audio_cached(cache_dir, hash_str),
             "runtime": runtime,
             "fps": _number(info.fps) if info.kind == "video" else 0,

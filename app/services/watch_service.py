@@ -20,7 +20,7 @@ import uuid
 
 from app.errors import ApiError
 from app.paths import check_media
-from app.services.media import visual_cached
+from app.services.media import usable_visual_model, visual_cached
 from app.settings import load_settings
 from tasks import state
 from workers import store, transcripts
@@ -106,7 +106,8 @@ def _needs(path: str, folder: dict) -> set[str]:
         return set()
     needs: set[str] = set()
     if kind in ("video", "image"):
-        if folder.get("enable_visual_analysis", True) and not visual_cached(cache_dir, hash_str):
+        if folder.get("enable_visual_analysis", True) and not visual_cached(
+                cache_dir, hash_str, usable_visual_model()):
             needs.add("visual")
         job = folder.get("cluster_job_name")
         if folder.get("enable_face_analysis") and job and not _has_faces(cache_dir, job, hash_str):
