@@ -13,7 +13,7 @@ from flask import Blueprint, request
 from marshmallow import Schema
 
 from app.errors import ApiError
-from app.settings import API_PREFIX
+from workers.settings import API_PREFIX
 
 
 @dataclass

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from app.settings import load_settings
+from workers.settings import load_settings
 
 
 def _apply_redis_url(url: str | None) -> None:
@@ -83,17 +83,42 @@ def cmd_keys(args) -> int:
 
     store = KeyStore(load_settings().keys_file)
     if args.keys_command == "create":
+        if args.credits is not None and args.credits < 0:
+            print("--credits must be 0 or more", file=sys.stderr)
+            return 2
         record, key = store.create(args.tier, args.label or "")
-        print(f"created {record.tier} key {record.id}" + (f" ({record.label})" if record.label else ""),
-              file=sys.stderr)
+        if args.credits is not None:
+            _set_credits(record.id, args.credits)
+        print(f"created {record.tier} key {record.id}" + (f" ({record.label})" if record.label else "")
+              + (f" with {args.credits} credits" if args.credits is not None else ""), file=sys.stderr)
         print(key)
         return 0
     if args.keys_command == "list":
         records = store.records()
         if not records:
             print("no keys yet (one is created on the first `sightline serve`)")
+        balances = _balances([r.id for r in records])
         for record in records:
-            print(f"{record.id}\t{record.tier}\t{record.label}")
+            credits = balances.get(record.id)
+            print(f"{record.id}\t{record.tier}\t{record.label}\t"
+                  + ("unmetered" if credits is None else f"{credits} credits"))
+        return 0
+    if args.keys_command == "credits":
+        record = store.find(args.key_id)
+        if record is None:
+            print(f"no key with id or label {args.key_id!r}", file=sys.stderr)
+            return 1
+        from workers.db import credits as credit_store
+        from workers.db import migrate, session_scope
+
+        migrate()
+        with session_scope() as session:
+            if args.set is not None:
+                credit_store.set_credits(session, record.id, args.set)
+            if args.add is not None:
+                credit_store.add_credits(session, record.id, args.add)
+            left = credit_store.balance(session, record.id)
+        print(f"{record.id}\t" + ("unmetered" if left is None else f"{left} credits"))
         return 0
     if args.keys_command == "revoke":
         removed = store.revoke(args.key_id)
@@ -103,6 +128,24 @@ def cmd_keys(args) -> int:
         print(f"revoked {removed} key(s)")
         return 0
     return 2
+
+
+def _set_credits(key_id: str, credits: int) -> None:
+    from workers.db import credits as credit_store
+    from workers.db import migrate, session_scope
+
+    migrate()
+    with session_scope() as session:
+        credit_store.set_credits(session, key_id, credits)
+
+
+def _balances(key_ids: list[str]) -> dict[str, int | None]:
+    from workers.db import credits as credit_store
+    from workers.db import migrate, session_scope
+
+    migrate()
+    with session_scope() as session:
+        return {key_id: credit_store.balance(session, key_id) for key_id in key_ids}
 
 
 def cmd_models(args) -> int:
@@ -150,9 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="create a key; the key alone is printed on the last line")
     create.add_argument("--tier", choices=["pro", "basic"], default="pro")
     create.add_argument("--label", default="")
+    create.add_argument("--credits", type=int, help="metered: start with N credits (default: unmetered)")
     keys_sub.add_parser("list", help="list keys (ids, tiers, labels; never secrets)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id or label")
     revoke.add_argument("key_id")
+    credits = keys_sub.add_parser("credits", help="show or change a key's credit balance")
+    credits.add_argument("key_id", help="key id or label")
+    credits.add_argument("--add", type=int, help="add N credits (negative takes them away)")
+    credits.add_argument("--set", type=int, help="set the balance to N")
     keys.set_defaults(func=cmd_keys)
 
     models = sub.add_parser("models", help="model files")

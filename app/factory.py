@@ -10,8 +10,8 @@ from app.auth import install_licence_check
 from app.errors import register_error_handlers
 from app.licences import KeyStore
 from app.routes import register_routes
-from app.settings import load_settings
 from app.socket import socketio
+from workers.settings import load_settings
 
 
 def create_app(message_queue: str | None = None) -> Flask:
@@ -20,6 +20,9 @@ def create_app(message_queue: str | None = None) -> Flask:
     app = Flask("sightline")
     app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
+    from workers.db import migrate
+
+    migrate()  # the relational state (reframe, editor, credits) is at the newest revision
     register_error_handlers(app)
     install_licence_check(app, KeyStore(settings.keys_file))
     register_routes(app)

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.settings import load_settings
+from workers.settings import load_settings
 from workers.store import atomic_write_json, read_json
 
 TIERS = ("pro", "basic")
@@ -72,11 +72,19 @@ class KeyStore:
             self._save(kept)
         return len(records) - len(kept)
 
-    def tier_of(self, key: str) -> str | None:
-        """The key's tier, or None for an unknown key. Constant time in the key's value."""
+    def record_of(self, key: str) -> KeyRecord | None:
+        """The key's record, or None for an unknown key. Constant time in the key's value."""
         digest = _digest(key)
         found = None
         for record in self.records():
             if hmac.compare_digest(digest, record.hash):
-                found = record.tier
+                found = record
         return found
+
+    def tier_of(self, key: str) -> str | None:
+        """The key's tier, or None for an unknown key."""
+        record = self.record_of(key)
+        return record.tier if record else None
+
+    def find(self, id_or_label: str) -> KeyRecord | None:
+        return next((r for r in self.records() if id_or_label in (r.id, r.label)), None)

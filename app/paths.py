@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from app.errors import ApiError
-from app.settings import load_settings
+from workers.settings import load_settings
 
 
 def _resolve(path: str, field: str) -> Path:

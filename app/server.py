@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from app.factory import create_app
-    from app.settings import load_settings
     from app.socket import socketio
     from tasks.celery_app import redis_url
+    from workers.settings import load_settings
 
     settings = load_settings()
     host = args.host or settings.host

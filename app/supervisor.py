@@ -21,7 +21,7 @@ from pathlib import Path
 
 import redis
 
-from app.settings import Settings
+from workers.settings import Settings
 
 log = logging.getLogger("sightline")
 

@@ -97,7 +97,7 @@ def main() -> None:
             generate(path, args.minutes)
         info = probe(path)
         engine = _engine(args.model_dir, "auto")
-        from app.settings import load_settings
+        from workers.settings import load_settings
 
         decode_s, frames = _decode_only(info, load_settings().thumbnail_max_side)
         embed_s = _embed_only(engine, frames)

@@ -139,8 +139,8 @@ def _run_file(job: dict, cache_dir: str, models: dict, reporter: ProgressReporte
 
 
 def _speech_step(info, cache_dir, hash_str, job, models, reporter, should_cancel) -> None:
-    from app.settings import load_settings
     from workers.pipeline.speech import transcribe_file
+    from workers.settings import load_settings
     from workers.transcripts import load_transcript
 
     if not info.has_audio:

@@ -11,7 +11,7 @@ import os
 
 from celery import Celery
 
-from app.settings import load_settings
+from workers.settings import load_settings
 
 ANALYSIS_QUEUE = "analysis"
 QUERY_QUEUE = "query"

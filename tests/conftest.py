@@ -219,3 +219,26 @@ def media(tmp_path) -> dict[str, Path]:
         if source.exists():
             out[name] = Path(shutil.copy(source, tmp_path / name))
     return out
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL cluster for the session (see tests/databases.py)."""
+    from tests.databases import Postgres
+
+    try:
+        cluster = Postgres()
+    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL is not available here: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request, session_tmp) -> str:
+    """The same tests on both databases: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{session_tmp / 'sightline-test.db'}"
+    return request.getfixturevalue("postgres").url()

@@ -4,7 +4,7 @@ without one, the ``SIGHTLINE_*_MODEL`` setting decides."""
 
 from __future__ import annotations
 
-from app.settings import load_settings
+from workers.settings import load_settings
 from workers.store import atomic_write_json, read_json
 
 

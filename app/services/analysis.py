@@ -15,11 +15,11 @@ from app.errors import ApiError
 from app.paths import check_cache_dir, check_media
 from app.services.media import usable_visual_model
 from app.services.watchdog import fail_if_stale
-from app.settings import load_settings
 from tasks import state
 from tasks.celery_app import celery_app
 from workers.active_models import active_model
 from workers.engines import catalogue
+from workers.settings import load_settings
 
 log = logging.getLogger(__name__)
 

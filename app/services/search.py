@@ -11,9 +11,9 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 from app.errors import ApiError
 from app.paths import check_cache_dir, check_media
 from app.services.loaded import resolve_loaded
-from app.settings import load_settings
 from tasks.celery_app import celery_app
 from workers.active_models import active_model
+from workers.settings import load_settings
 
 
 def _people_mask(cache_dir: str, people_filter: list[dict], mode: str) -> dict[str, list[int]]:

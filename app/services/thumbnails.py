@@ -14,10 +14,10 @@ from PIL import Image
 
 from app.errors import ApiError
 from app.paths import check_cache_dir, check_media
-from app.settings import load_settings
 from workers import store
 from workers.media.frames import frame_at
 from workers.media.probe import MediaError, hhmmss, parse_hhmmss, probe
+from workers.settings import load_settings
 
 SCENE_MAX_FRAMES = 100
 

@@ -21,9 +21,9 @@ import uuid
 from app.errors import ApiError
 from app.paths import check_media
 from app.services.media import usable_visual_model, visual_cached
-from app.settings import load_settings
 from tasks import state
 from workers import store, transcripts
+from workers.settings import load_settings
 from workers.watch import config
 from workers.watch.scanner import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, StabilityTracker, scan_folder
 

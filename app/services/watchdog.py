@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import time
 
-from app.settings import load_settings
 from tasks import state
 from tasks.celery_app import celery_app
+from workers.settings import load_settings
 
 log = logging.getLogger(__name__)
 

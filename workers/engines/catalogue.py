@@ -72,7 +72,7 @@ BUILTIN: dict[str, ModelSpec] = {
 
 
 def models_dir() -> Path:
-    from app.settings import load_settings
+    from workers.settings import load_settings
 
     return load_settings().models_dir
 

@@ -53,7 +53,7 @@ def deepface_home() -> Path:
     env = os.environ.get("DEEPFACE_HOME")
     if env:
         return Path(env).expanduser()
-    from app.settings import load_settings
+    from workers.settings import load_settings
 
     return load_settings().home / "deepface"
 
@@ -328,7 +328,7 @@ def _cached_engine(detector: str, model: str) -> DeepFaceEngine:
 
 def load_face_engine(detector: str | None = None, model: str | None = None) -> DeepFaceEngine:
     """The process's face engine for the configured (or given) detector and model, loaded once."""
-    from app.settings import load_settings
+    from workers.settings import load_settings
 
     settings = load_settings()
     return _cached_engine(detector or settings.face_detector, model or settings.face_model)

@@ -114,7 +114,7 @@ def add_faces(cache_dir: str | os.PathLike, job_name: str, media_hash: str,
                                  min_samples if min_samples is not None else clustering.DEFAULT_MIN_SAMPLES
                                  ).validate()
     if model is None:
-        from app.settings import load_settings
+        from workers.settings import load_settings
 
         model = load_settings().face_model
     rows = _face_rows(faces)

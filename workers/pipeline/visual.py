@@ -16,12 +16,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from app.settings import load_settings
 from workers import scenes, store
 from workers.engines.base import VisualEngine
 from workers.media.frames import Frame, iter_frames
 from workers.media.probe import MediaError, MediaInfo
 from workers.pipeline import Cancelled
+from workers.settings import load_settings
 
 BATCH = 16
 

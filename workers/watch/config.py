@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.settings import load_settings
+from workers.settings import load_settings
 from workers.store import atomic_write_json, read_json
 
 try:

@@ -8,7 +8,7 @@ sees its own values.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 API_PREFIX = "/api/v1"
@@ -65,7 +65,9 @@ class Settings:
     watch_stable_seconds: float
     search_timeout_seconds: float
     log_level: str
-    extra: dict = field(default_factory=dict)
+    database_url: str = ""
+    data_dir: Path = Path()
+    public_url: str | None = None
 
     @property
     def keys_file(self) -> Path:
@@ -107,4 +109,7 @@ def load_settings() -> Settings:
         watch_stable_seconds=_env_float("WATCH_STABLE_SECONDS", 5.0),
         search_timeout_seconds=_env_float("SEARCH_TIMEOUT_SECONDS", 60.0),
         log_level=_env("LOG_LEVEL", "INFO").upper(),
+        database_url=_env("DATABASE_URL", f"sqlite:///{home / 'sightline.db'}"),
+        data_dir=Path(_env("DATA_DIR", str(home / "data"))).expanduser().resolve(),
+        public_url=_env("PUBLIC_URL"),
     )
