@@ -37,3 +37,36 @@ def jfk_samples(repeats: int = 1) -> np.ndarray:
 
     speech = decode_audio(str(DATA / "jfk.flac"))
     return np.concatenate([speech] * repeats).astype(np.float32)
+
+
+def write_flac(path: Path, channels: np.ndarray, rate: int = 16000) -> Path:
+    """``channels`` ((channels, samples) or (samples,) float32 in [-1, 1]) as a 16-bit FLAC file,
+    lossless, so decoding gives back exactly these samples (to 16-bit precision)."""
+    pcm = np.atleast_2d(np.asarray(channels, dtype=np.float32))
+    layout = {1: "mono", 2: "stereo"}[pcm.shape[0]]
+    interleaved = (np.clip(pcm, -1, 1) * 32767).astype(np.int16).T.reshape(1, -1)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("flac", rate=rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(interleaved), format="s16", layout=layout)
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
+def speech_samples(name: str) -> np.ndarray:
+    """A recording in tests/data as 16 kHz mono float32."""
+    from workers.media.audio import decode_audio
+
+    return decode_audio(str(DATA / name))
+
+
+def two_speaker_channels(bleed: float = 0.0, offset_s: float = 3.0) -> np.ndarray:
+    """An interview as two lavaliers record it: JFK on the left, the hotwords speaker (another
+    voice) on the right from ``offset_s``, each channel hearing the other at ``bleed``."""
+    left = speech_samples("jfk.flac")
+    other = speech_samples("hotwords.mp3")
+    right = np.zeros_like(left)
+    start = int(offset_s * 16000)
+    right[start:start + len(other)] = other[: len(left) - start]
+    return np.stack([left + bleed * right, right + bleed * left]) / (1 + bleed)
