@@ -10,6 +10,7 @@ from flask import request
 from flask_socketio import SocketIO, emit, join_room, leave_room
 
 from tasks import state
+from workers.messages import ProgressEvent
 
 log = logging.getLogger(__name__)
 
@@ -44,5 +45,5 @@ def on_leave(payload=None):
         leave_room(task_id)
 
 
-def emit_progress(task_id: str, event: dict) -> None:
-    socketio.emit("progress", event, to=task_id, namespace="/")
+def emit_progress(event: ProgressEvent) -> None:
+    socketio.emit("progress", event.encode(), to=event.task_id, namespace="/")

@@ -21,6 +21,7 @@ from tasks.progress import ProgressReporter
 from workers import store
 from workers.engines.base import ModelUnavailable
 from workers.media.probe import MediaError, probe
+from workers.messages import FaceJob, FileJob, ModelChoice, ProgressEvent
 from workers.pipeline import Cancelled
 
 log = logging.getLogger(__name__)
@@ -67,18 +68,20 @@ def _cancel_checker(task_id: str):
 
 
 @celery_app.task(name="sightline.analyze_file", bind=True, ignore_result=True)
-def analyze_file(self, task_id: str, job: dict, cache_dir: str, models: dict) -> dict:
-    """Analyse one file for every job that names it (visual, speech, faces)."""
+def analyze_file(self, task_id: str, encoded_job: dict, cache_dir: str, encoded_models: dict) -> dict:
+    """Analyse one file for every job that names it (visual, speech, faces); the job and the
+    models are a ``FileJob`` and a ``ModelChoice``, encoded."""
     if not state.is_active(task_id):
         # A message delivered after its task ended (failed by the watchdog, say): nothing to do.
         return {"status": "skipped"}
+    job, models = FileJob.decode(encoded_job), ModelChoice.decode(encoded_models)
     # Which worker did the file: useful when several share a batch.
     reporter = ProgressReporter(task_id, base={"worker": self.request.hostname})
-    path, index = job["path"], job.get("index", 0)
+    path, index = job.path, job.index
     state.mark_inflight(task_id, index, path)
     should_cancel = _cancel_checker(task_id)
     status, error = "completed", None
-    kind = "video" if (job.get("visual") or job.get("face_jobs")) else "speech"
+    kind = job.kind
     try:
         with _Heartbeat(task_id, index, path):
             if should_cancel():
@@ -88,15 +91,13 @@ def analyze_file(self, task_id: str, job: dict, cache_dir: str, models: dict) ->
             error = {"path": path, "error": "; ".join(f"{e['part']}: {e['error']}" for e in part_errors)}
     except Cancelled:
         status = "cancelled"
-        reporter.emit({"progress": 0, "video_path": path, "done": False, "type": kind,
-                       "status": "cancelled"}, force=True)
+        reporter.emit(ProgressEvent.file_cancelled(task_id, path, kind), force=True)
     except Exception as exc:  # noqa: BLE001 - any failure fails this file only
         status = "failed"
         error = {"path": path, "error": _describe(exc)}
         if not isinstance(exc, (MediaError, ModelUnavailable, FileNotFoundError, ValueError)):
             log.exception("analysis of %s failed", path)
-        reporter.emit({"progress": 100, "video_path": path, "done": False, "type": kind,
-                       "status": "failed", "error": error["error"]}, force=True)
+        reporter.emit(ProgressEvent.file_failed(task_id, path, error["error"], kind), force=True)
     # If the watchdog already gave this file up (we were too slow to beat), it counted it.
     if state.clear_inflight(task_id, index):
         finish_file(task_id, status, error)
@@ -108,18 +109,18 @@ def _describe(exc: BaseException) -> str:
     return text if isinstance(exc, (MediaError, ModelUnavailable)) else f"{exc.__class__.__name__}: {text}"
 
 
-def _run_file(job: dict, cache_dir: str, models: dict, reporter: ProgressReporter, should_cancel) -> list[dict]:
+def _run_file(job: FileJob, cache_dir: str, models: ModelChoice, reporter: ProgressReporter,
+              should_cancel) -> list[dict]:
     """Run each part the file was asked for (visual, speech). A part that fails is reported
     on its own; the file fails only when every part failed. Returns the parts' errors."""
-    path = job["path"]
+    path = job.path
     info = probe(path)
     hash_str = store.hash_file(path)
-    face_jobs = job.get("face_jobs") or []
     parts = []
-    if job.get("visual") or face_jobs:
+    if job.visual or job.face_jobs:
         parts.append(("video", lambda: _visual_step(info, cache_dir, hash_str, job, models, reporter,
                                                     should_cancel)))
-    if job.get("speech"):
+    if job.speech:
         parts.append(("speech", lambda: _speech_step(info, cache_dir, hash_str, job, models, reporter,
                                                      should_cancel)))
     errors: list[tuple[str, Exception]] = []
@@ -133,8 +134,7 @@ def _run_file(job: dict, cache_dir: str, models: dict, reporter: ProgressReporte
     if len(errors) == len(parts):
         raise errors[0][1]
     for kind, exc in errors:
-        reporter.emit({"progress": 100, "video_path": path, "done": False, "type": kind, "status": "failed",
-                       "error": _describe(exc)}, force=True)
+        reporter.emit(ProgressEvent.file_failed(reporter.task_id, path, _describe(exc), kind), force=True)
     return [{"path": path, "part": kind, "error": _describe(exc)} for kind, exc in errors]
 
 
@@ -146,11 +146,11 @@ def _speech_step(info, cache_dir, hash_str, job, models, reporter, should_cancel
     if not info.has_audio:
         raise MediaError("file has no audio stream to transcribe")
     existing = load_transcript(cache_dir, hash_str)
-    language = job["speech"].get("language")
-    same = existing and existing.get("model_key") == models["speech"] and (
+    language = job.speech.language
+    same = existing and existing.get("model_key") == models.speech and (
         language in (None, "", "auto") or existing.get("language_requested", language) == language)
     if not same:
-        transcribe_file(info.path, cache_dir, hash_str, language, models["speech"],
+        transcribe_file(info.path, cache_dir, hash_str, language, models.speech,
                         progress=lambda p: reporter.file_progress(info.path, "speech", p),
                         should_cancel=should_cancel, device=load_settings().device)
     reporter.file_progress(info.path, "speech", 100.0)
@@ -162,13 +162,13 @@ def _visual_step(info, cache_dir, hash_str, job, models, reporter, should_cancel
     if info.kind == "audio":
         raise MediaError("file has no video stream or image to analyse visually")
     engine = None
-    if job.get("visual") and models.get("visual"):
+    if job.visual and models.visual:
         from workers.engines.visual import load_visual_engine
 
         reporter.file_progress(info.path, "video", 0.0)
-        engine = load_visual_engine(models["visual"])
+        engine = load_visual_engine(models.visual)
     # A job that already holds this file's faces (a re-run batch) needs no second detection.
-    face_jobs = [f for f in job.get("face_jobs") or [] if not _job_has_media(cache_dir, f, hash_str)]
+    face_jobs = [f for f in job.face_jobs if not _job_has_media(cache_dir, f, hash_str)]
     collector = None
     if face_jobs:
         from workers.pipeline.faces import FaceCollector
@@ -179,13 +179,13 @@ def _visual_step(info, cache_dir, hash_str, job, models, reporter, should_cancel
                    should_cancel=should_cancel)
     if collector is not None:
         for face_job in face_jobs:
-            collector.store(cache_dir, face_job, hash_str)
+            collector.store(cache_dir, face_job.encode(), hash_str)
 
 
-def _job_has_media(cache_dir: str, face_job: dict, hash_str: str) -> bool:
+def _job_has_media(cache_dir: str, face_job: FaceJob, hash_str: str) -> bool:
     from workers.faces.storage import job_folder, read_meta
 
-    meta = read_meta(job_folder(cache_dir, face_job["cluster_job_name"])) or {}
+    meta = read_meta(job_folder(cache_dir, face_job.cluster_job_name)) or {}
     return hash_str in meta.get("media_hashes", [])
 
 
@@ -220,11 +220,8 @@ def finalize(task_id: str) -> None:
         final = "completed_with_errors" if failed or errors else "completed"
     # The state first: a client that hears `done` and asks for the task must see it ended.
     state.release_current(task_id, final)
-    reporter.emit({
-        "progress": 100, "video_path": None, "done": True, "type": "video", "status": final,
-        "files_total": record.get("total", 0), "files_failed": failed,
-        "files_cancelled": record.get("cancelled", 0), "errors": errors,
-    }, force=True)
+    reporter.emit(ProgressEvent.task_done(task_id, final, files_total=record.get("total", 0), files_failed=failed,
+                                          files_cancelled=record.get("cancelled", 0), errors=errors), force=True)
 
 
 @celery_app.task(name="sightline.finalize", ignore_result=True)
@@ -240,14 +237,12 @@ def _on_lost_worker(sender=None, task_id=None, exception=None, args=None, kwargs
         return
     if not isinstance(exception, WorkerLostError):
         return
-    batch_id, job = args[0], args[1]
-    if not state.clear_inflight(batch_id, job.get("index", 0)):
+    batch_id, job = args[0], FileJob.decode(args[1])
+    if not state.clear_inflight(batch_id, job.index):
         return
     try:
-        ProgressReporter(batch_id).emit({
-            "progress": 100, "video_path": job.get("path"), "done": False, "type": "video",
-            "status": "failed", "error": f"worker lost while analysing this file: {exception!r}",
-        }, force=True)
-        finish_file(batch_id, "failed", {"path": job.get("path"), "error": f"worker lost: {exception!r}"})
+        ProgressReporter(batch_id).emit(ProgressEvent.file_failed(
+            batch_id, job.path, f"worker lost while analysing this file: {exception!r}"), force=True)
+        finish_file(batch_id, "failed", {"path": job.path, "error": f"worker lost: {exception!r}"})
     except Exception:  # noqa: BLE001
         log.exception("could not record the lost file of task %s", batch_id)

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from tasks import state
 from tasks.celery_app import redis_url
+from workers.messages import ProgressEvent
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +36,15 @@ class ProgressReporter:
         self._last_sent = 0.0
         self._last_progress: dict[tuple, float] = {}
 
-    def emit(self, event: dict, force: bool = False) -> None:
+    def emit(self, event: ProgressEvent, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._last_sent < self.min_interval:
             return
         self._last_sent = now
-        event = {"task_id": self.task_id, **self.base, **event}
+        encoded = event.with_extra(**self.base).encode()
         try:
-            state.store_last_event(self.task_id, event)
-            _emitter().emit("progress", event, to=self.task_id, namespace="/")
+            state.store_last_event(self.task_id, encoded)
+            _emitter().emit("progress", encoded, to=self.task_id, namespace="/")
         except Exception:  # noqa: BLE001 - progress must never fail the analysis itself
             log.exception("could not publish progress for task %s", self.task_id)
 
@@ -52,5 +53,4 @@ class ProgressReporter:
         key = (media_path, kind)
         force = percent >= 100.0 or percent == 0.0 or self._last_progress.get(key) is None
         self._last_progress[key] = percent
-        self.emit({"progress": percent, "video_path": media_path, "done": False, "type": kind, **extra},
-                  force=force)
+        self.emit(ProgressEvent.file_progress(self.task_id, media_path, kind, percent, **extra), force=force)

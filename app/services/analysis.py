@@ -19,6 +19,7 @@ from tasks import state
 from tasks.celery_app import celery_app
 from workers.active_models import active_model
 from workers.engines import catalogue
+from workers.messages import FaceJob, FileJob, ModelChoice, SpeechJob
 from workers.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def visual_model_missing_message() -> str:
             f"but no embeddings for visual search. Fix: {catalogue.fix_command(key)}")
 
 
-def build_jobs(data: dict) -> tuple[list[dict], dict[str, str], list[dict]]:
+def build_jobs(data: dict) -> tuple[list[FileJob], dict[str, str], list[FaceJob]]:
     """Group the request's jobs by file: each file is analysed once for all that names it."""
     jobs: dict[str, dict] = {}
     invalid: dict[str, str] = {}
@@ -75,7 +76,7 @@ def build_jobs(data: dict) -> tuple[list[dict], dict[str, str], list[dict]]:
         if problem:
             invalid[path] = problem
             return None
-        return jobs.setdefault(path, {"path": path, "visual": False, "speech": None, "face_jobs": []})
+        return jobs.setdefault(path, {"path": path, "visual": False, "speech": None, "face_jobs": ()})
 
     for path in data["visual_media_paths"]:
         job = job_for(path, "visual_media_paths")
@@ -84,29 +85,28 @@ def build_jobs(data: dict) -> tuple[list[dict], dict[str, str], list[dict]]:
     for item in data["transcription_jobs"]:
         job = job_for(item["path"], "transcription_jobs.path")
         if job:
-            job["speech"] = {"language": item.get("language")}
+            job["speech"] = SpeechJob(item.get("language"))
     face_jobs = []
     for item in data["face_clustering_jobs"]:
-        face_job = {"cluster_job_name": item["cluster_job_name"], "eps": item["eps"],
-                    "min_samples": item["min_samples"]}
+        face_job = FaceJob(item["cluster_job_name"], item["eps"], item["min_samples"])
         face_jobs.append(face_job)
         for path in item["face_media_paths"]:
             job = job_for(path, "face_clustering_jobs.face_media_paths")
-            if job and face_job["cluster_job_name"] not in [f["cluster_job_name"] for f in job["face_jobs"]]:
-                job["face_jobs"].append(face_job)
-    return list(jobs.values()), invalid, face_jobs
+            if job and face_job.cluster_job_name not in [f.cluster_job_name for f in job["face_jobs"]]:
+                job["face_jobs"] += (face_job,)
+    return [FileJob(index=i, **job) for i, job in enumerate(jobs.values())], invalid, face_jobs
 
 
-def _check_languages(jobs: list[dict], speech_model: str) -> None:
+def _check_languages(jobs: list[FileJob], speech_model: str) -> None:
     """An English-only model asked for German would quietly transcribe as English: refuse."""
     from workers.engines.speech import check_language
 
     for job in jobs:
-        if job["speech"]:
+        if job.speech:
             try:
-                check_language(speech_model, job["speech"].get("language"))
+                check_language(speech_model, job.speech.language)
             except ValueError as exc:
-                raise ApiError(400, f"transcription_jobs: {job['path']}: {exc}") from None
+                raise ApiError(400, f"transcription_jobs: {job.path}: {exc}") from None
 
 
 def start_analysis(data: dict, origin: str = "api") -> dict:
@@ -117,18 +117,18 @@ def start_analysis(data: dict, origin: str = "api") -> dict:
         raise ApiError(400, "No valid media files supplied" + (f" ({named})" if named else ""),
                        invalid_paths=invalid)
     warnings = []
-    models = {
-        "visual": active_model("visual"),
-        "speech": require_model("speech") if any(j["speech"] for j in jobs) else active_model("speech"),
-    }
-    if any(j["visual"] for j in jobs) and not visual_model_ready():
+    models = ModelChoice(
+        visual=active_model("visual"),
+        speech=require_model("speech") if any(j.speech for j in jobs) else active_model("speech"),
+    )
+    if any(j.visual for j in jobs) and not visual_model_ready():
         # Without the visual model the file still gets its thumbnails, scenes and faces; only
         # embeddings (and so visual search) wait until the model is there.
         warnings.append(visual_model_missing_message())
-        models["visual"] = None
+        models = ModelChoice(None, models.speech)
     if face_jobs:
         require_model("faces", load_settings().face_model)
-    _check_languages(jobs, models["speech"])
+    _check_languages(jobs, models.speech)
     try:
         os.makedirs(cache_dir, exist_ok=True)
     except OSError as exc:
@@ -136,13 +136,12 @@ def start_analysis(data: dict, origin: str = "api") -> dict:
 
     make_room_for_new_task()
     task_id = str(uuid.uuid4())
-    extra = {"cache_dir": cache_dir, "face_jobs": face_jobs, "origin": origin}
-    if not state.create_task(task_id, "analyze", len(jobs), [j["path"] for j in jobs], extra):
+    extra = {"cache_dir": cache_dir, "face_jobs": [f.encode() for f in face_jobs], "origin": origin}
+    if not state.create_task(task_id, "analyze", len(jobs), [j.path for j in jobs], extra):
         raise ApiError(409, "Another analysis task is already active; retry shortly",
                        task_id=state.current_task_id())
-    for index, job in enumerate(jobs):
-        job["index"] = index
-        celery_app.send_task("sightline.analyze_file", args=[task_id, job, cache_dir, models])
+    for job in jobs:
+        celery_app.send_task("sightline.analyze_file", args=[task_id, job.encode(), cache_dir, models.encode()])
     return {"message": "Analysis started", "task_id": task_id, "files": len(jobs), "invalid_paths": invalid,
             "warnings": warnings}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from app.errors import ApiError
 from app.paths import check_export, check_media
 from app.socket import emit_progress
+from workers.messages import ProgressEvent
 
 
 def clips(data: dict) -> dict:
@@ -19,8 +20,7 @@ def clips(data: dict) -> dict:
         room = data["task_id"]
 
         def progress(fraction: float, label: str) -> None:
-            emit_progress(room, {"task_id": room, "progress": round(100 * fraction, 1), "video_path": label,
-                                 "done": fraction >= 1.0, "type": "export"})
+            emit_progress(ProgressEvent(room, "export", round(100 * fraction, 1), label, done=fraction >= 1.0))
 
     try:
         return export_clips(data["clips"], data["output_dir"], copy_codec=data["copy_codec"], progress=progress)

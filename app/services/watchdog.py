@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from tasks import state
 from tasks.celery_app import celery_app
+from workers.messages import ProgressEvent
 from workers.settings import load_settings
 
 log = logging.getLogger(__name__)
 
 
-def check_current(emit=None) -> None:
+Emit = Callable[[ProgressEvent], None]
+
+
+def check_current(emit: Emit | None = None) -> None:
     current = state.current_task_id()
     if current:
         fail_lost_files(current, emit)
         fail_if_stale(current, emit)
 
 
-def fail_lost_files(task_id: str, emit=None) -> int:
+def fail_lost_files(task_id: str, emit: Emit | None = None) -> int:
     """Fail the in-flight files whose worker stopped beating. Returns how many."""
     stale_after = load_settings().task_stale_seconds
     now = time.time()
@@ -36,11 +41,10 @@ def fail_lost_files(task_id: str, emit=None) -> int:
             continue
         lost += 1
         error = f"the worker analysing this file stopped responding for {int(stale_after)} s (killed?)"
-        event = {"task_id": task_id, "progress": 100, "video_path": path, "done": False, "type": "video",
-                 "status": "failed", "error": error}
-        state.store_last_event(task_id, event)
+        event = ProgressEvent.file_failed(task_id, path, error)
+        state.store_last_event(task_id, event.encode())
         if emit:
-            emit(task_id, event)
+            emit(event)
         log.warning("task %s: %s: %s", task_id, path, error)
         finished, total = state.record_file_result(task_id, "failed", {"path": path, "error": error})
         if finished >= total and state.claim_finalize(task_id):
@@ -48,7 +52,7 @@ def fail_lost_files(task_id: str, emit=None) -> int:
     return lost
 
 
-def fail_if_stale(task_id: str, emit=None) -> bool:
+def fail_if_stale(task_id: str, emit: Emit | None = None) -> bool:
     """Fail a whole task whose workers all went silent. True if it was failed.
 
     A started task must beat every few seconds; a task no worker picked up gets ten times
@@ -70,12 +74,11 @@ def fail_if_stale(task_id: str, emit=None) -> bool:
         reason = "no worker picked up this task (is a `sightline worker` running?)"
     if not silent or not state.claim_finalize(task_id):
         return False
-    event = {"task_id": task_id, "progress": 100, "video_path": None, "done": True, "type": "video",
-             "status": "failed", "error": reason, "files_total": record["total"],
-             "files_failed": record["total"] - record["finished"] + record["failed"]}
+    event = ProgressEvent.task_done(task_id, "failed", error=reason, files_total=record["total"],
+                                    files_failed=record["total"] - record["finished"] + record["failed"])
     state.release_current(task_id, "failed")
-    state.store_last_event(task_id, event)
+    state.store_last_event(task_id, event.encode())
     if emit:
-        emit(task_id, event)
+        emit(event)
     log.warning("task %s failed: %s", task_id, reason)
     return True

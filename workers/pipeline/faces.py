@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from workers.engines.base import Face
 from workers.media.frames import Frame
+from workers.messages import ProgressEvent
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +49,15 @@ def cluster_after_batch(cache_dir: str, face_job: dict, reporter) -> dict | None
     from workers.faces.service import cluster_job
     from workers.faces.storage import UnknownJob
 
-    name = face_job["cluster_job_name"]
-    base = {"video_path": None, "done": False, "type": "faces", "is_cluster_job": True, "cluster_job_name": name}
-    reporter.emit({**base, "progress": 0}, force=True)
+    name, task_id = face_job["cluster_job_name"], reporter.task_id
+    reporter.emit(ProgressEvent.cluster(task_id, name, 0), force=True)
     try:
         summary = cluster_job(cache_dir, name, eps=face_job.get("eps"), min_samples=face_job.get("min_samples"),
-                              progress=lambda f: reporter.emit({**base, "progress": round(100 * f, 1)}))
+                              progress=lambda f: reporter.emit(ProgressEvent.cluster(task_id, name, round(100 * f, 1))))
     except UnknownJob:
         # No face was found in any file of the batch: nothing to cluster.
-        reporter.emit({**base, "progress": 100, "num_clusters": 0, "cluster_media_hashes": []}, force=True)
+        reporter.emit(ProgressEvent.cluster(task_id, name, 100, num_clusters=0, cluster_media_hashes=[]), force=True)
         return None
-    reporter.emit({**base, "progress": 100, "num_clusters": summary["num_clusters"],
-                   "cluster_media_hashes": summary["cluster_media_hashes"]}, force=True)
+    reporter.emit(ProgressEvent.cluster(task_id, name, 100, num_clusters=summary["num_clusters"],
+                                        cluster_media_hashes=summary["cluster_media_hashes"]), force=True)
     return summary
