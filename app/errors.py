@@ -11,6 +11,8 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from workers import messages
+
 log = logging.getLogger(__name__)
 
 
@@ -18,6 +20,17 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str, **extra):
         super().__init__(message)
         self.status, self.message, self.extra = status, message, extra
+
+
+# How a task's problem (workers/messages.py) reads over HTTP; decided here and nowhere below.
+OUTCOME_STATUS = {messages.INVALID: 400, messages.UNAVAILABLE: 400, messages.FAILED: 500}
+
+
+def unwrap(outcome: messages.Outcome):
+    """The outcome's value, or the ApiError its problem maps to."""
+    if outcome.succeeded:
+        return outcome.value
+    raise ApiError(OUTCOME_STATUS.get(outcome.status, 500), outcome.error or outcome.status)
 
 
 def describe_validation(messages, prefix: str = "") -> str:

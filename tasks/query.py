@@ -10,6 +10,7 @@ import logging
 
 from tasks import state
 from tasks.celery_app import celery_app
+from workers.messages import FAILED, INVALID, UNAVAILABLE, Outcome, SearchQuery
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +41,20 @@ def load(cache_dir: str, model_key: str) -> dict:
 
 
 @celery_app.task(name="sightline.query.search")
-def search(payload: dict) -> dict:
-    """One visual search. Errors a user can fix come back as ``{"error", "status"}``."""
+def search(encoded_query: dict) -> dict:
+    """One visual search of an encoded ``SearchQuery``; answers an encoded ``Outcome`` whose
+    value is the encoded matches. Problems a user can fix are ``invalid``."""
     from workers.engines.base import ModelUnavailable
     from workers.search.service import SearchError
     from workers.search.service import search as run_search
 
     try:
-        return run_search(payload, state.loaded_generation("visual"))
+        hits = run_search(SearchQuery.decode(encoded_query), state.loaded_generation("visual"))
+        return Outcome.ok([hit.encode() for hit in hits]).encode()
     except (SearchError, ValueError) as exc:
-        return {"error": str(exc), "status": 400}
+        return Outcome.problem(INVALID, str(exc)).encode()
     except ModelUnavailable as exc:
-        return {"error": str(exc), "status": 400}
+        return Outcome.problem(UNAVAILABLE, str(exc)).encode()
     except Exception as exc:  # noqa: BLE001 - the API turns this into a clean 500
         log.exception("search failed")
-        return {"error": f"search failed: {exc.__class__.__name__}: {exc}", "status": 500}
+        return Outcome.problem(FAILED, f"search failed: {exc.__class__.__name__}: {exc}").encode()

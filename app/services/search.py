@@ -8,11 +8,12 @@ import os
 
 from celery.exceptions import TimeoutError as CeleryTimeout
 
-from app.errors import ApiError
+from app.errors import ApiError, unwrap
 from app.paths import check_cache_dir, check_media
 from app.services.loaded import resolve_loaded
 from tasks.celery_app import celery_app
 from workers.active_models import active_model
+from workers.messages import Outcome, SearchQuery
 from workers.settings import load_settings
 
 
@@ -38,36 +39,29 @@ def visual_search(kind: str, data: dict) -> dict:
     if not visual_model_ready():
         raise ApiError(400, visual_model_missing_message())
     chosen = resolve_loaded("visual", cache_dir, data.get("media_paths") or [], data.get("search_all", False))
-    payload = {
-        "kind": kind,
-        "cache_dir": cache_dir,
-        "model_key": active_model("visual"),
-        "hashes": chosen,
-        "query": data.get("query"),
-        "exclude": data.get("exclude") or [],
-        "text_weight": data.get("text_weight", 1.0),
-        "max_results": data["max_results"],
-        "frame_mask": None,
-    }
+    frame_mask = None
     if data.get("people_filter"):
         mask = _people_mask(cache_dir, data["people_filter"], data.get("people_filter_mode", "and"))
-        payload["frame_mask"] = {h: frames for h, frames in mask.items() if h in chosen}
-        if not payload["frame_mask"]:
+        frame_mask = {h: frames for h, frames in mask.items() if h in chosen}
+        if not frame_mask:
             return {"matches": []}
+    image_path = media_path = None
     if kind == "image":
-        payload["image_path"] = check_media(data["image_path"], "image_path")
-        if not os.path.isfile(payload["image_path"]):
-            raise ApiError(400, f"image_path: file not found: {payload['image_path']}")
+        image_path = check_media(data["image_path"], "image_path")
+        if not os.path.isfile(image_path):
+            raise ApiError(400, f"image_path: file not found: {image_path}")
     if kind == "frame":
-        payload["media_path"] = check_media(data["media_path"], "media_path")
-        if not os.path.isfile(payload["media_path"]):
-            raise ApiError(400, f"media_path: file not found: {payload['media_path']}")
-        payload["time_seconds"] = data["time_seconds"]
-    result = celery_app.send_task("sightline.query.search", args=[payload])
+        media_path = check_media(data["media_path"], "media_path")
+        if not os.path.isfile(media_path):
+            raise ApiError(400, f"media_path: file not found: {media_path}")
+    query = SearchQuery(kind=kind, cache_dir=cache_dir, model_key=active_model("visual"), hashes=chosen,
+                        max_results=data["max_results"], query=data.get("query"),
+                        exclude=tuple(data.get("exclude") or ()), text_weight=data.get("text_weight", 1.0),
+                        frame_mask=frame_mask, image_path=image_path, media_path=media_path,
+                        time_seconds=data.get("time_seconds") if kind == "frame" else None)
+    result = celery_app.send_task("sightline.query.search", args=[query.encode()])
     try:
         answer = result.get(timeout=load_settings().search_timeout_seconds, interval=0.01)
     except CeleryTimeout:
         raise ApiError(503, "No query worker answered in time; is a `sightline worker` running?") from None
-    if "error" in answer:
-        raise ApiError(int(answer.get("status", 400)), answer["error"])
-    return {"matches": answer["matches"]}
+    return {"matches": unwrap(Outcome.decode(answer))}

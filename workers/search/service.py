@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 from workers import scenes, store
 from workers.media.frames import frame_at
 from workers.media.probe import MediaError, hhmmss, probe
+from workers.messages import SearchHit, SearchQuery
 from workers.search import SearchIndex, visual_search
 from workers.search.index import ANN_MIN_ROWS
 
@@ -89,46 +90,39 @@ def _thumbnail(cache_dir: str, hash_str: str, frame_idx: int) -> str | None:
     return base64.b64encode(jpeg).decode("ascii") if jpeg else None
 
 
-def search(payload: dict, generation: int) -> dict:
-    """Run one visual search; ``payload`` is what app/services/search.py sends."""
+def search(query: SearchQuery, generation: int) -> list[SearchHit]:
+    """Run one visual search over the files of ``query`` (loaded on first use)."""
     from workers.engines.visual import load_visual_engine
 
-    cache_dir, model_key = payload["cache_dir"], payload["model_key"]
-    hashes: dict[str, str] = payload["hashes"]
+    cache_dir, model_key, hashes = query.cache_dir, query.model_key, query.hashes
     entry = sync(cache_dir, model_key, hashes, generation)
     searchable = [h for h in hashes if h in entry.meta]
     if not searchable:
         raise SearchError("none of the searched files has analysis data for the active visual model")
     engine = load_visual_engine(model_key)
 
-    text = engine.embed_texts([payload["query"]])[0] if payload.get("query") else None
+    text = engine.embed_texts([query.query])[0] if query.query else None
     image = None
-    if payload["kind"] == "image":
-        image = _image_vector(engine, payload["image_path"])
-    elif payload["kind"] == "frame":
-        image = _frame_vector(engine, cache_dir, model_key, payload["media_path"], payload["time_seconds"], entry)
-    exclude = engine.embed_texts(payload["exclude"]) if payload.get("exclude") else None
+    if query.kind == "image":
+        image = _image_vector(engine, query.image_path)
+    elif query.kind == "frame":
+        image = _frame_vector(engine, cache_dir, model_key, query.media_path, query.time_seconds, entry)
+    exclude = engine.embed_texts(list(query.exclude)) if query.exclude else None
 
     hash_filter = None if len(searchable) == len(entry.meta) else searchable
-    frame_mask = payload.get("frame_mask")
+    frame_mask = query.frame_mask
     if frame_mask is not None:
         hash_filter = [h for h in searchable if h in frame_mask]
     grouped = visual_search(entry.index, text_vec=text, image_vec=image, exclude_vecs=exclude,
-                            text_weight=float(payload.get("text_weight", 1.0)), hash_filter=hash_filter,
-                            frame_mask=frame_mask, max_results=int(payload["max_results"]))
-    matches = []
+                            text_weight=float(query.text_weight), hash_filter=hash_filter,
+                            frame_mask=frame_mask, max_results=int(query.max_results))
+    hits = []
     for match in grouped:
         hash_str, frame_idx = match["hash_str"], match["frame_idx"]
         start, end = scenes.scene_for(entry.meta[hash_str]["scenes"], frame_idx)
-        matches.append({
-            "frame_idx": str(frame_idx),
-            "timestamp": hhmmss(frame_idx),
-            "image": _thumbnail(cache_dir, hash_str, frame_idx),
-            "scene_start_timestamp": hhmmss(start),
-            "scene_end_timestamp": hhmmss(end),
-            "original_index": match["original_index"],
-            "hash_str": hash_str,
-            "video_path": hashes.get(hash_str) or entry.meta[hash_str]["media_path"],
-        })
-    return {"matches": matches}
-
+        hits.append(SearchHit(
+            frame_idx=frame_idx, timestamp=hhmmss(frame_idx), image=_thumbnail(cache_dir, hash_str, frame_idx),
+            scene_start_timestamp=hhmmss(start), scene_end_timestamp=hhmmss(end),
+            original_index=match["original_index"], hash_str=hash_str,
+            video_path=hashes.get(hash_str) or entry.meta[hash_str]["media_path"]))
+    return hits
