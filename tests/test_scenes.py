@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import av
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from workers import scenes
+from workers.media.probe import MediaError
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -79,3 +81,157 @@ def test_bad_input_is_refused():
         scenes.frame_features(np.zeros((10, 10), np.uint8))
     with pytest.raises(ValueError, match="matrix"):
         scenes.detect_scenes(np.zeros(5))
+
+
+# --- frame-accurate shots on PySceneDetect's own material (../shared/testdata/video) --------
+
+SHARED_VIDEO = Path(__file__).resolve().parents[1] / ".." / "shared" / "testdata" / "video"
+# Hard cuts (0-based first frame of the new shot): testvideo's from ground_truth.json
+# ("derived": 1.001 s and 6.006 s at 29.97 fps), counter's colour changes grey → red → green
+# at frames 10 and 20 (its frames show their own numbers). fades.mp4 only fades.
+HARD_CUTS = {"testvideo.mp4": [30, 180], "counter.mp4": [10, 20], "fades.mp4": []}
+
+
+def _cut_frames(shots: list[scenes.Shot]) -> list[int]:
+    return [shot.start_frame for shot in shots[1:]]
+
+
+def _assert_cover(shots: list[scenes.Shot], frames: int, duration: float) -> None:
+    assert shots[0].start == 0.0 and shots[0].start_frame == 0
+    assert shots[-1].end_frame == frames
+    assert shots[-1].end == pytest.approx(duration, abs=0.05)
+    for before, after in zip(shots, shots[1:], strict=False):
+        assert before.end_frame == after.start_frame and before.end == after.start
+        assert after.start_frame > before.start_frame
+
+
+@pytest.mark.parametrize("name", sorted(HARD_CUTS))
+def test_hard_cuts_are_frame_accurate_and_fades_are_not_cuts(name):
+    path = SHARED_VIDEO / name
+    shots = scenes.detect_shots(path)
+    cuts = _cut_frames(shots)
+    truth = HARD_CUTS[name]
+    assert len(cuts) == len(truth), (name, cuts)
+    for found, expected in zip(cuts, truth, strict=True):
+        assert abs(found - expected) <= 1, (name, cuts)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        rate = float(stream.average_rate)
+    _assert_cover(shots, frames, frames / rate)
+    for shot in shots:  # a shot's time is its first frame's time
+        assert shot.start == pytest.approx(shot.start_frame / rate, abs=0.5 / rate)
+
+
+def test_ground_truth_files_agree_with_the_cuts_used_here():
+    truth = json.loads((SHARED_VIDEO / "ground_truth.json").read_text())
+    seconds = truth["testvideo.mp4"]["derived"]["hard_cuts_s"]
+    assert [round(s * 30000 / 1001) for s in seconds] == HARD_CUTS["testvideo.mp4"]
+    golden = json.loads((SHARED_VIDEO / "pyscenedetect_goldens" / "fades.mp4.AdaptiveDetector.default.json").read_text())
+    assert golden["cuts"] == HARD_CUTS["fades.mp4"]
+
+
+@pytest.fixture(scope="module")
+def moving_clip(tmp_path_factory) -> Path:
+    """Three 2 s shots at 30 fps, cuts at frames 60 and 120: a fast pan with a red box
+    crossing it; a texture whose brightness jumps (a lamp) while its contrast ramps up; a
+    fade-in from black while the camera drifts. None of the motion or light is a cut."""
+    from workers.exports.ffmpeg import ffmpeg_exe
+
+    folder = tmp_path_factory.mktemp("moving")
+    stills = []
+    with av.open(str(SHARED_VIDEO / "testvideo.mp4")) as container:
+        for number, frame in enumerate(container.decode(video=0)):
+            if number in (100, 450, 600):
+                stills.append(folder / f"still{number}.png")
+                frame.to_image().save(stills[-1])
+    out = folder / "moving.mp4"
+    graph = ("[0]scale=960:540,crop=320:180:x='t*200':y='t*80',"
+             "drawbox=x='mod(t*400\\,280)':y=50:w=60:h=80:color=red@1:t=fill,setsar=1[a];"
+             "[1]scale=320:180,eq=eval=frame:brightness='if(gte(t\\,1)\\,0.2\\,0)':contrast='1+0.3*t',setsar=1[b];"
+             "[2]scale=480:270,crop=320:180:x='80-t*40':y='45-t*20',fade=in:st=0:d=1,setsar=1[c];"
+             "[a][b][c]concat=n=3:v=1[v]")
+    inputs = []
+    for still in (stills[0], stills[2], stills[1]):
+        inputs += ["-loop", "1", "-framerate", "30", "-t", "2", "-i", str(still)]
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *inputs, "-filter_complex", graph,
+                    "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "20", "-pix_fmt", "yuv420p",
+                    str(out)], check=True)
+    return out
+
+
+def test_motion_light_and_fade_in_are_not_cuts(moving_clip):
+    shots = scenes.detect_shots(moving_clip)
+    assert _cut_frames(shots) == [60, 120]
+    assert [(s.start, s.end) for s in shots] == [(0.0, 2.0), (2.0, 4.0), (4.0, 6.0)]
+
+
+def test_progress_and_stop(moving_clip):
+    seen: list[float] = []
+    shots = scenes.detect_shots(moving_clip, progress=seen.append)
+    assert seen[-1] == 100.0 and seen == sorted(seen) and len(seen) > 5
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 40
+
+    partial = scenes.detect_shots(moving_clip, should_stop=stop)
+    assert partial[-1].end_frame < shots[-1].end_frame  # stopped early, still covering what it saw
+    assert partial[0].start_frame == 0
+
+
+def _yuv(rgb: np.ndarray) -> av.VideoFrame:
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
+
+
+def _shots_of(pictures: list[np.ndarray], fps: float = 25.0) -> list[scenes.Shot]:
+    detector = scenes.ShotDetector()
+    for number, picture in enumerate(pictures):
+        detector.add(_yuv(picture), number, number / fps)
+    return detector.shots()
+
+
+def test_a_flash_is_not_a_cut_and_flat_cards_still_cut():
+    rng = np.random.default_rng(7)
+    texture = rng.integers(0, 255, (9, 16, 3), dtype=np.uint8).repeat(20, 0).repeat(20, 1)
+    white = np.full_like(texture, 255)
+    black = np.zeros_like(texture)
+    flash = [texture] * 20 + [white] + [texture] * 20
+    assert _cut_frames(_shots_of(flash)) == []
+    cards = [black] * 20 + [white] * 20 + [black] * 20
+    assert _cut_frames(_shots_of(cards)) == [20, 40]
+    shots = _shots_of(cards)
+    assert shots[-1].end_frame == 60 and shots[-1].end == pytest.approx(60 / 25)
+
+
+@pytest.mark.parametrize("pixel_format", ["rgb24", "yuv444p", "yuv422p", "gray"])
+def test_frames_in_other_pixel_formats(pixel_format):
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    b = rng.integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    detector = scenes.ShotDetector()
+    for number in range(30):
+        frame = av.VideoFrame.from_ndarray(a if number < 15 else b, format="rgb24")
+        detector.add(frame.reformat(format=pixel_format), number, number / 30)
+    assert _cut_frames(detector.shots()) == [15]
+
+
+def test_a_file_without_video_is_refused(tmp_path):
+    with pytest.raises(MediaError):
+        scenes.detect_shots(DATA / "jfk.flac")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 1000)
+    with pytest.raises(MediaError):
+        scenes.detect_shots(broken)
+
+
+def test_grid_view_of_shots():
+    # Cuts at 1.001 s and 6.006 s (29.97 fps): grid frame 1 is the first frame at/after 1 s,
+    # i.e. the cut frame itself: the second scene starts at grid 1, the third at grid 6.
+    shots = [scenes.Shot(0.0, 1.001, 0, 30), scenes.Shot(1.001, 6.006, 30, 180), scenes.Shot(6.006, 24.0, 180, 720)]
+    assert scenes.grid_scenes(shots, 25, 30000 / 1001) == [(0, 0), (1, 5), (6, 24)]
+    short = [scenes.Shot(0.0, 2.2, 0, 22), scenes.Shot(2.2, 2.6, 22, 26), scenes.Shot(2.6, 5.0, 26, 50)]
+    assert scenes.grid_scenes(short, 6, 10.0) == [(0, 2), (3, 5)]  # 2.2-2.6 holds no grid frame
+    assert scenes.grid_scenes([], 0, 30.0) == []
+    assert scenes.Shot.from_dict(shots[1].as_dict()) == shots[1]
