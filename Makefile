@@ -7,10 +7,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv serve test lint bench fuzz clean
 
-$(STAMP): requirements.lock.txt setup.cfg pyproject.toml
+$(STAMP): requirements.lock.txt requirements.nodeps.txt setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements.lock.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements.nodeps.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 

@@ -68,6 +68,8 @@ class Settings:
     database_url: str = ""
     data_dir: Path = Path()
     public_url: str | None = None
+    # Face detector of the reframe pipeline's face tracking: "hog" (fast) or "cnn" (dlib MMOD).
+    face_track_detector: str = "hog"
 
     @property
     def keys_file(self) -> Path:
@@ -112,4 +114,5 @@ def load_settings() -> Settings:
         database_url=_env("DATABASE_URL", f"sqlite:///{home / 'sightline.db'}"),
         data_dir=Path(_env("DATA_DIR", str(home / "data"))).expanduser().resolve(),
         public_url=_env("PUBLIC_URL"),
+        face_track_detector=_env("FACE_TRACK_DETECTOR", "hog").lower(),
     )
