@@ -13,6 +13,7 @@ from flask import Blueprint, request
 from marshmallow import Schema
 
 from app.errors import ApiError
+from app.paths import check_request_paths
 from workers.settings import API_PREFIX
 
 
@@ -100,8 +101,9 @@ def endpoint(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
     path_params = tuple(part[1:-1].split(":")[-1] for part in rule.split("/") if part.startswith("<"))
     openapi_path = API_PREFIX + "/".join(
         "{" + part[1:-1].split(":")[-1] + "}" if part.startswith("<") else part for part in rule.split("/"))
-    OPERATIONS.append(Operation(openapi_path, method.lower(), summary, tag, body, query, response, status,
-                                errors, public, path_params))
+    operation = Operation(openapi_path, method.lower(), summary, tag, body, query, response, status,
+                          errors, public, path_params)
+    OPERATIONS.append(operation)
     body_schema = body() if body else None
     query_schema = query() if query else None
     response_schema = response() if response else None
@@ -110,10 +112,15 @@ def endpoint(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
         @functools.wraps(view)
         def wrapper(**url_params):
             kwargs = dict(url_params)
+            # Roots first: a path the request may not touch is refused before anything else.
             if body_schema is not None:
-                kwargs["data"] = body_schema.load(json_body())
+                raw = json_body()
+                check_request_paths(body_schema, raw)
+                kwargs["data"] = body_schema.load(raw)
             elif query_schema is not None:
-                kwargs["data"] = query_schema.load(request.args.to_dict())
+                raw = request.args.to_dict()
+                check_request_paths(query_schema, raw)
+                kwargs["data"] = query_schema.load(raw)
             result = view(**kwargs)
             code = status
             if isinstance(result, tuple):
@@ -124,6 +131,7 @@ def endpoint(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
 
         bp.add_url_rule(rule, endpoint=view.__name__, view_func=wrapper, methods=[method.upper()])
         wrapper.public = public
+        wrapper.operation = operation
         return wrapper
 
     return decorate

@@ -4,9 +4,13 @@ set, anything outside them (after resolving ``..`` and symlinks) is refused with
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
+from marshmallow import Schema, fields
+
 from app.errors import ApiError
+from schemas.common import Path as PathField
 from workers.settings import load_settings
 
 
@@ -49,3 +53,43 @@ def check_cache_dir(path: str, field: str = "cache_dir") -> str:
     if roots and not _inside(resolved, roots):
         raise ApiError(403, f"{field}: {path} is outside the allowed media/export roots")
     return os.path.abspath(os.path.expanduser(path))
+
+
+_CHECKS = {"media": check_media, "export": check_export, "cache": check_cache_dir}
+
+
+def check_request_paths(schema: Schema, data: object) -> None:
+    """403 for the first path in a raw request body (or query) outside the allowed roots.
+
+    Runs before the request schema and before any route looks at the server's state, so a
+    request that may not touch a path learns nothing else (not whether a model is loaded, a
+    file exists or another field is wrong). Every :class:`schemas.common.Path` field is
+    checked, inside lists and nested objects too. Values that are not absolute path strings
+    are left to the schema, which answers 400 for them.
+    """
+    settings = load_settings()
+    if not (settings.media_roots or settings.export_roots) or not isinstance(data, Mapping):
+        return
+    _check_object(schema, data, "")
+
+
+def _check_object(schema: Schema, data: Mapping, prefix: str) -> None:
+    for name, field in schema.load_fields.items():
+        key = field.data_key or name
+        if key in data:
+            _check_value(field, data[key], f"{prefix}{key}")
+
+
+def _check_value(field: fields.Field, value: object, where: str) -> None:
+    if isinstance(field, PathField):
+        if (isinstance(value, str) and value and "\x00" not in value
+                and os.path.isabs(os.path.expanduser(value))):
+            _CHECKS[field.roots](value, where)
+    elif isinstance(field, fields.List) and isinstance(value, list):
+        for item in value:
+            _check_value(field.inner, item, where)
+    elif isinstance(field, fields.Nested):
+        items = value if field.many and isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, Mapping) and isinstance(field.schema, Schema):
+                _check_object(field.schema, item, f"{where}.")

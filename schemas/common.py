@@ -17,13 +17,34 @@ class Base(Schema):
 
 
 class Path(fields.String):
-    """An absolute filesystem path (checked against the allowed roots by the route)."""
+    """An absolute filesystem path. Before anything else looks at the request, ``app/api.py``
+    checks every Path in it against the allowed roots (``app/paths.py``), by ``roots``:
 
-    def __init__(self, **kwargs):
+    - ``"media"``: a file or folder the request reads (SIGHTLINE_MEDIA_ROOTS);
+    - ``"export"``: where the request writes (SIGHTLINE_EXPORT_ROOTS);
+    - ``"cache"``: an analysis cache folder (either set of roots).
+
+    Left out, it follows the field's name: ``cache_dir`` is a cache, ``output*``/``export*`` an
+    export, anything else media.
+    """
+
+    ROOTS = ("media", "export", "cache")
+
+    def __init__(self, *, roots: str | None = None, **kwargs):
+        if roots is not None and roots not in self.ROOTS:
+            raise ValueError(f"roots must be one of {self.ROOTS}, got {roots!r}")
+        self.roots = roots
         kwargs.setdefault("validate", validate.Length(min=1, max=4096))
         # "path" tells clients (and the fuzzer, bench/fuzz_api.py) which strings name files.
         kwargs["metadata"] = {"format": "path", **kwargs.get("metadata", {})}
         super().__init__(**kwargs)
+
+    def _bind_to_schema(self, field_name, parent):
+        super()._bind_to_schema(field_name, parent)
+        if self.roots is None:
+            name = field_name.lower()
+            self.roots = ("cache" if name.startswith("cache") else
+                          "export" if name.startswith(("output", "export")) else "media")
 
     def _deserialize(self, value, attr, data, **kwargs):
         value = super()._deserialize(value, attr, data, **kwargs)
