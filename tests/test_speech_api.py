@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import DATA
 from tests.media_factory import jfk_samples, write_video
+from tests.text_match import wer, words
 
 HHMMSS = re.compile(r"^\d\d:\d\d:\d\d$")
 
@@ -46,8 +47,11 @@ def test_transcriptions_have_the_reference_text_and_shape(server, transcribed):
     for start, text, end, media_path in jfk_rows:
         assert isinstance(start, float) and isinstance(end, float) and start <= end
         assert media_path == transcribed["jfk"] and isinstance(text, str)
-    assert " ".join(r[1].strip() for r in jfk_rows) == reference
-    assert "Americans" in " ".join(r[1] for r in rows[transcribed["video"]])
+    # Words, not punctuation: whisper's commas differ between CPUs' int8 kernels.
+    assert wer(reference, " ".join(r[1] for r in jfk_rows)) == 0
+    assert all(r[1].startswith(" ") for r in jfk_rows)  # the text as Whisper writes it
+    assert [r[0] for r in jfk_rows] == sorted(r[0] for r in jfk_rows)
+    assert wer(reference, " ".join(r[1] for r in rows[transcribed["video"]])) == 0
     meta = server.post("/media/metadata", {"cache_dir": transcribed["cache"], "media_paths": [transcribed["jfk"]]})
     assert meta.json()["media_properties"][transcribed["jfk"]]["audio_cached"] is True
 
@@ -61,7 +65,7 @@ def test_transcript_search_after_loading(server, transcribed):
     matches = response.json()["matches"]
     assert {m["media_path"] for m in matches} == {transcribed["jfk"], transcribed["video"]}
     for match in matches:
-        assert "americans" in match["text"].lower()
+        assert "americans" in words(match["text"])
         assert HHMMSS.match(match["start_timestamp"]) and HHMMSS.match(match["end_timestamp"])
         assert match["start_seconds"] <= 1.8 <= match["end_seconds"] or match["start_seconds"] < 2
         assert len(match["hash_str"]) == 16

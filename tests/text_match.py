@@ -13,9 +13,10 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
-# Times a model gives are compared this loosely: a word boundary moves by a frame or two
-# (20 ms each) between instruction sets.
-TIME_TOLERANCE_S = 0.3
+# Times a model gives are compared this loosely. Measured on jfk.flac with whisper-tiny.en
+# int8: segment ends move by 0.04 s and one word start ("my", after a comma that only some
+# instruction sets produce) by 0.32 s between AVX-512 and AVX2 (a Haswell under qemu-user).
+TIME_TOLERANCE_S = 0.5
 
 
 def words(text: str) -> list[str]:
