@@ -76,6 +76,10 @@ class TranscriptExportRequest(Base):
     display_name = fields.String(load_default="Transcript", validate=validate.Length(min=1, max=200))
     output_path = Path(load_default=None, allow_none=True)
     include_silences = fields.Boolean(load_default=True)
+    channels = fields.List(fields.Integer(allow_none=True, validate=validate.Range(min=0, max=63)),
+                           load_default=None, allow_none=True,
+                           metadata={"description": "the audio channel (0-based) of each segment, as "
+                                                    "/transcriptions gives it; shown as 'Channel N' in the file"})
 
     @validates("format")
     def _known_format(self, value, **kwargs):

@@ -10,6 +10,10 @@ its words::
      "segments": [{"start": 0.0, "end": 10.48, "text": " And so my fellow ...",
                    "words": [{"start": 0.0, "end": 0.3, "word": " And", "probability": 0.92}, ...]}]}
 
+A multichannel file also has ``"channels": {"count": 2, "split": true, "speech_channels": [0, 1],
+...}``; when split (one speaker per channel, each transcribed alone), every segment has a
+``"channel"`` (0-based) and segments of both channels are in time order (they may overlap).
+
 Torch-free: the API process reads transcripts through this module.
 """
 
@@ -45,20 +49,31 @@ def _segment_dict(segment: Segment | Mapping) -> dict:
     if isinstance(segment, Segment):
         start, end, text, words = segment.start, segment.end, segment.text, segment.words
         words = [{"start": w.start, "end": w.end, "word": w.word, "probability": w.probability} for w in words]
+        channel = segment.channel
     else:
         start, end, text = segment["start"], segment["end"], segment["text"]
         words = [dict(w) for w in segment.get("words", [])]
+        channel = segment.get("channel")
     for word in words:
         word["start"] = round(float(word["start"]), 3)
         word["end"] = round(float(word["end"]), 3)
         word["probability"] = round(float(word.get("probability", 0.0)), 4)
-    return {"start": round(float(start), 3), "end": round(float(end), 3), "text": str(text), "words": words}
+    out = {"start": round(float(start), 3), "end": round(float(end), 3), "text": str(text), "words": words}
+    if channel is not None:
+        out["channel"] = int(channel)
+    return out
 
 
 def save_transcript(cache_dir: str | os.PathLike, hash_str: str, media_path: str, model_key: str,
                     language: str | None, segments: Iterable[Segment | Mapping], *,
-                    duration: float | None = None, language_requested: str | None = None) -> dict:
-    """Write (replace) the transcript of one media file atomically; returns what was written."""
+                    duration: float | None = None, language_requested: str | None = None,
+                    channels: Mapping | None = None) -> dict:
+    """Write (replace) the transcript of one media file atomically; returns what was written.
+
+    ``channels``: what the channel analysis found for a multichannel file (``count``,
+    ``split``, ``speech_channels``, ...); when ``split``, each segment carries the ``channel``
+    (0-based) it was heard on. Both are extra fields: readers of the Jumper shape skip them.
+    """
     transcript = {
         "format_version": TRANSCRIPT_FORMAT_VERSION,
         "model_key": model_key,
@@ -69,6 +84,8 @@ def save_transcript(cache_dir: str | os.PathLike, hash_str: str, media_path: str
         "created_at": round(time.time(), 3),
         "segments": [_segment_dict(s) for s in segments],
     }
+    if channels is not None:
+        transcript["channels"] = dict(channels)
     store.atomic_write_json(transcript_path(cache_dir, hash_str), transcript)
     return transcript
 
@@ -109,6 +126,15 @@ def segments_as_rows(transcript: Mapping, media_path: str) -> list[list]:
     """``[[start, text, end, media_path], ...]``: the /transcriptions shape, text as Whisper
     wrote it (with its leading space)."""
     return [[s["start"], s["text"], s["end"], media_path] for s in transcript.get("segments", [])]
+
+
+def segment_channels(transcript: Mapping) -> list[int | None] | None:
+    """The channel of each segment (in row order) of a transcript made channel by channel;
+    None for a mono or downmixed one."""
+    segments = transcript.get("segments", [])
+    if not any(isinstance(s, Mapping) and s.get("channel") is not None for s in segments):
+        return None
+    return [s.get("channel") if isinstance(s, Mapping) else None for s in segments]
 
 
 def load_transcript_rows(cache_dir: str | os.PathLike) -> dict[str, tuple[str, list[list]]]:

@@ -50,7 +50,7 @@ def transcript(data: dict) -> dict:
     check_export(output_path, "output_path")
     try:
         return export_transcript(data["segments"], fmt, output_path, display_name=data["display_name"],
-                                 include_silences=data["include_silences"])
+                                 include_silences=data["include_silences"], channels=data.get("channels"))
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     except OSError as exc:

@@ -11,6 +11,7 @@ from workers import store, transcripts
 def transcriptions(cache_dir: str, media_paths: list[str]) -> dict:
     cache_dir = check_cache_dir(cache_dir)
     out = {}
+    channels = {}
     for path in media_paths:
         check_media(path, "media_paths")
         try:
@@ -19,7 +20,11 @@ def transcriptions(cache_dir: str, media_paths: list[str]) -> dict:
             raise ApiError(400, f"media_paths: file not found: {path}") from None
         transcript = transcripts.load_transcript(cache_dir, hash_str)
         out[path] = transcripts.segments_as_rows(transcript, path) if transcript else []
-    return {"transcriptions": out}
+        heard_on = transcripts.segment_channels(transcript) if transcript else None
+        if heard_on is not None:
+            channels[path] = heard_on
+    # Rows keep Jumper's shape; which channel each row was heard on rides alongside.
+    return {"transcriptions": out, "channels": channels} if channels else {"transcriptions": out}
 
 
 def search(query: str, cache_dir: str, media_paths: list[str], max_results: int) -> dict:

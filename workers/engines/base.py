@@ -38,6 +38,9 @@ class Segment:
     end: float
     text: str
     words: list[Word] = field(default_factory=list)
+    # The audio channel (0-based) the segment was heard on, when a file with one speaker per
+    # channel was transcribed channel by channel; None for a mono or downmixed transcript.
+    channel: int | None = None
 
 
 class SpeechEngine(Protocol):

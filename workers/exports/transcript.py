@@ -8,6 +8,10 @@ and written atomically (temp + rename), so a failed export leaves no half file b
 
 The PDF embeds DejaVu Sans (``workers/fonts/``), so umlauts, accents, Greek and Cyrillic
 render; fpdf2's built-in fonts are Latin-1 only.
+
+``channels`` (optional, one per segment: the 0-based audio channel /transcriptions reports for
+files with one speaker per channel) labels each row "Channel N": a ``channel`` column in csv, a
+"Channel N:" prefix in txt, docx, pdf and srt, a WebVTT voice tag (``<v Channel N>``) in vtt.
 """
 
 from __future__ import annotations
@@ -41,6 +45,15 @@ class Row:
     end: float
     text: str
     silence: bool = False
+    channel: int | None = None
+
+    @property
+    def speaker(self) -> str:
+        return "" if self.channel is None else f"Channel {self.channel + 1}"
+
+    @property
+    def labelled(self) -> str:
+        return f"{self.speaker}: {self.text}" if self.speaker else self.text
 
 
 def _number(value, where: str) -> float:
@@ -56,10 +69,18 @@ def _clean(text: str) -> str:
     return " ".join(_UNPRINTABLE.sub("", text).split())
 
 
-def parse_segments(segments) -> list[Row]:
-    """Validate ``[[start, text, end], ...]``; the message names the first bad row."""
+def parse_segments(segments, channels: Sequence | None = None) -> list[Row]:
+    """Validate ``[[start, text, end], ...]`` (and ``channels``, one per segment); the message
+    names the first bad row."""
     if not isinstance(segments, list | tuple):
         raise ValueError("segments must be a list of [start_seconds, text, end_seconds] arrays")
+    if channels is not None:
+        if not isinstance(channels, list | tuple) or len(channels) != len(segments):
+            raise ValueError(f"channels must hold one channel (or null) per segment: {len(segments)} segments, "
+                             f"got {len(channels) if isinstance(channels, list | tuple) else channels!r}")
+        for index, channel in enumerate(channels):
+            if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int) or channel < 0):
+                raise ValueError(f"channels[{index}] must be a channel number (0-based) or null, got {channel!r}")
     rows = []
     for index, segment in enumerate(segments):
         where = f"segments[{index}]"
@@ -74,16 +95,20 @@ def parse_segments(segments) -> list[Row]:
             text = ""
         if not isinstance(text, str):
             raise ValueError(f"{where} text must be a string, got {type(text).__name__}")
-        rows.append(Row(start, end, _clean(text)))
+        rows.append(Row(start, end, _clean(text), channel=None if channels is None else channels[index]))
     return rows
 
 
 def with_silences(rows: list[Row], min_gap: float = SILENCE_MIN_SECONDS) -> list[Row]:
     out: list[Row] = []
+    # Measured from the latest end so far: with one speaker per channel, rows overlap, and a
+    # gap on one channel while the other speaks is not a silence.
+    heard_until = None
     for row in rows:
-        if out and row.start - out[-1].end >= min_gap:
-            out.append(Row(out[-1].end, row.start, SILENCE_TEXT, silence=True))
+        if heard_until is not None and row.start - heard_until >= min_gap:
+            out.append(Row(heard_until, row.start, SILENCE_TEXT, silence=True))
         out.append(row)
+        heard_until = row.end if heard_until is None else max(heard_until, row.end)
     return out
 
 
@@ -108,7 +133,7 @@ def _span(row: Row) -> str:
 
 
 def _txt(rows: list[Row], title: str) -> tuple[bytes, int]:
-    lines = [title, ""] + [f"[{_span(row)}] {row.text}" for row in rows]
+    lines = [title, ""] + [f"[{_span(row)}] {row.labelled}" for row in rows]
     return ("\n".join(lines) + "\n").encode("utf-8"), len(rows)
 
 
@@ -120,9 +145,15 @@ def _csv_cell(text: str) -> str:
 def _csv(rows: list[Row], title: str) -> tuple[bytes, int]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(["start", "end", "start_seconds", "end_seconds", "text"])
+    # The channel column appears only for transcripts made channel by channel, so the usual
+    # five columns stay what spreadsheets and scripts already read.
+    by_channel = any(row.channel is not None for row in rows)
+    writer.writerow(["start", "end", "start_seconds", "end_seconds", "text"] + (["channel"] if by_channel else []))
     for row in rows:
-        writer.writerow([_hms(row.start), _hms(row.end), f"{row.start:.3f}", f"{row.end:.3f}", _csv_cell(row.text)])
+        cells = [_hms(row.start), _hms(row.end), f"{row.start:.3f}", f"{row.end:.3f}", _csv_cell(row.text)]
+        if by_channel:
+            cells.append("" if row.channel is None else str(row.channel + 1))
+        writer.writerow(cells)
     # The BOM makes Excel read the file as UTF-8 (umlauts intact); csv readers use utf-8-sig.
     return buffer.getvalue().encode("utf-8-sig"), len(rows)
 
@@ -140,6 +171,8 @@ def _docx(rows: list[Row], title: str) -> tuple[bytes, int]:
         stamp = paragraph.add_run(_span(row) + "\t")
         stamp.bold = True
         stamp.font.size = Pt(9)
+        if row.speaker:
+            paragraph.add_run(row.speaker + ": ").bold = True
         run = paragraph.add_run(row.text)
         if row.silence:
             run.italic = True
@@ -183,7 +216,7 @@ def _pdf(rows: list[Row], title: str) -> tuple[bytes, int]:
     pdf.add_page()
     for row in rows:
         pdf.set_font("body", size=9)
-        lines = pdf.multi_cell(text_w, line_h, row.text or " ", dry_run=True, output=MethodReturnValue.LINES)
+        lines = pdf.multi_cell(text_w, line_h, row.labelled or " ", dry_run=True, output=MethodReturnValue.LINES)
         height = max(1, len(lines)) * line_h + padding
         if pdf.get_y() + height > pdf.page_break_trigger and height < body_h:
             pdf.add_page()
@@ -194,7 +227,7 @@ def _pdf(rows: list[Row], title: str) -> tuple[bytes, int]:
         pdf.set_font("body", size=9)
         pdf.set_text_color(128 if row.silence else 0)
         pdf.set_xy(margin + time_w, top)
-        pdf.multi_cell(text_w, line_h, row.text or " ", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.multi_cell(text_w, line_h, row.labelled or " ", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         # A row taller than a page breaks inside multi_cell; then only the padding is added.
         pdf.set_y(top + height if pdf.page_no() == page else pdf.get_y() + padding)
     return bytes(pdf.output()), len(rows)
@@ -206,7 +239,7 @@ def _subtitle_text(text: str) -> str:
 
 def _srt(rows: list[Row], title: str) -> tuple[bytes, int]:
     cues = [row for row in rows if not row.silence and row.text.strip()]
-    blocks = [f"{n}\n{_clock(row.start, ',')} --> {_clock(row.end, ',')}\n{_subtitle_text(row.text)}\n"
+    blocks = [f"{n}\n{_clock(row.start, ',')} --> {_clock(row.end, ',')}\n{_subtitle_text(row.labelled)}\n"
               for n, row in enumerate(cues, 1)]
     return "\n".join(blocks).encode("utf-8"), len(cues)
 
@@ -216,6 +249,8 @@ def _vtt(rows: list[Row], title: str) -> tuple[bytes, int]:
     blocks = ["WEBVTT\n"]
     for row in cues:
         text = _subtitle_text(row.text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        if row.speaker:
+            text = f"<v {row.speaker}>{text}"
         blocks.append(f"{_clock(row.start, '.')} --> {_clock(row.end, '.')}\n{text}\n")
     return "\n".join(blocks).encode("utf-8"), len(cues)
 
@@ -248,7 +283,8 @@ def default_output_path(display_name: str, fmt: str) -> str:
 
 
 def export_transcript(segments: Sequence, fmt: str = "txt", output_path: str | os.PathLike | None = None,
-                      display_name: str = "Transcript", include_silences: bool = True) -> dict:
+                      display_name: str = "Transcript", include_silences: bool = True,
+                      channels: Sequence | None = None) -> dict:
     """Write ``segments`` as ``fmt`` to ``output_path``; returns ``{output_path, format, row_count}``.
 
     ``row_count`` counts the rows in the file, silence rows included (subtitle formats: cues).
@@ -256,7 +292,7 @@ def export_transcript(segments: Sequence, fmt: str = "txt", output_path: str | o
     """
     fmt = normalize_format(fmt)
     title = _display_name(display_name)
-    rows = parse_segments(segments)
+    rows = parse_segments(segments, channels)
     if include_silences:
         rows = with_silences(rows)
     if output_path is None or (isinstance(output_path, str) and not output_path.strip()):

@@ -33,6 +33,33 @@ def has_audio_stream(path: str | os.PathLike) -> bool:
         return False
 
 
+def audio_channel_count(path: str | os.PathLike) -> int:
+    """Channels of the first audio track (0 when there is none or the file cannot be read)."""
+    try:
+        with av.open(os.fspath(path), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                return 0
+            return int(container.streams.audio[0].codec_context.channels or 0)
+    except (av.error.FFmpegError, OSError):
+        return 0
+
+
+def downmix(channels: np.ndarray) -> np.ndarray:
+    """Mono from ``(channels, samples)``, as :func:`decode_audio` would give it: for stereo
+    libswresample's (L + R) / sqrt(2), clipped (measured equal to 1e-7 on the test files);
+    otherwise the mean."""
+    channels = np.asarray(channels, dtype=np.float32)
+    if channels.ndim == 1:
+        return channels
+    if channels.shape[0] == 1:
+        return channels[0]
+    if channels.shape[0] == 2:
+        mono = (channels[0] + channels[1]) * np.float32(np.sqrt(0.5))
+    else:
+        mono = channels.mean(axis=0, dtype=np.float32)
+    return np.clip(mono, -1.0, 1.0, out=mono)
+
+
 def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """The first audio track of ``path`` as mono float32 in [-1, 1] at ``sample_rate`` Hz.
 
