@@ -95,3 +95,39 @@ def test_video_without_audio_gets_a_clear_error_and_the_batch_goes_on(server, tm
     assert errors and "no audio stream" in errors[0]["error"]
     assert any(e.get("video_path") == str(jfk) and e["progress"] == 100 and not e.get("error") for e in events)
     assert events[-1]["files_failed"] == 1
+
+
+def test_an_interview_on_two_channels_comes_back_with_each_rows_channel(server, tmp_path):
+    """Jumper's rows keep their shape; which channel each row was heard on rides alongside,
+    and an export given those channels labels every row."""
+    from tests.media_factory import two_speaker_channels, write_flac
+
+    interview = write_flac(tmp_path / "interview.flac", two_speaker_channels())
+    mono = write_flac(tmp_path / "mono.flac", jfk_samples())
+    cache = tmp_path / "cache"
+    server.wait_idle()
+    _, events = server.analyze({"cache_dir": str(cache), "transcription_jobs": [{"path": str(interview)},
+                                                                                 {"path": str(mono)}]})
+    assert events[-1]["status"] == "completed", events[-1]
+    body = server.post("/transcriptions", {"cache_dir": str(cache),
+                                           "media_paths": [str(interview), str(mono)]}).json()
+    rows = body["transcriptions"][str(interview)]
+    assert all(len(row) == 4 and row[3] == str(interview) for row in rows)
+    channels = body["channels"][str(interview)]
+    assert len(channels) == len(rows) and set(channels) == {0, 1}
+    assert str(mono) not in body["channels"]  # one voice: no channels, as before
+    jfk = " ".join(row[1] for row, channel in zip(rows, channels, strict=True) if channel == 0)
+    other = " ".join(row[1] for row, channel in zip(rows, channels, strict=True) if channel == 1)
+    reference = json.loads((DATA / "transcripts.json").read_text())["jfk.flac"]["text"]
+    assert wer(reference, jfk) == 0 and "comfy" in words(other) and "americans" not in words(other)
+
+    output = tmp_path / "interview.vtt"
+    exported = server.post("/export/transcript", {"segments": rows, "channels": channels, "format": "vtt",
+                                                  "output_path": str(output)})
+    assert exported.status_code == 200, exported.text
+    vtt = output.read_text(encoding="utf-8")
+    assert "<v Channel 1> And so" in vtt or "<v Channel 1>And so" in vtt
+    assert "<v Channel 2>" in vtt
+    mismatch = server.post("/export/transcript", {"segments": rows, "channels": channels[:1], "format": "txt",
+                                                  "output_path": str(tmp_path / "x.txt")})
+    assert mismatch.status_code == 400 and "channel" in mismatch.json()["error"]

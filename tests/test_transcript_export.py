@@ -129,3 +129,45 @@ def test_default_output_path_prefers_the_desktop(tmp_path, monkeypatch):
     result = export_transcript(SEGMENTS, "srt", None, display_name="Interview")
     assert Path(result["output_path"]) == tmp_path / "Desktop" / "Interview.srt"
     assert set(FORMATS) == {"txt", "csv", "docx", "pdf", "srt", "vtt"}
+
+
+# One speaker per channel (an interview on two lavaliers): rows overlap and carry a channel.
+INTERVIEW = [[0.0, " So, where did it start?", 2.5], [2.0, " In Berlin, in 1989.", 6.0],
+             [4.0, " Really?", 4.6], [9.0, " Yes.", 9.5]]
+CHANNELS = [0, 1, 0, 1]
+
+
+def test_every_format_says_which_channel_spoke(tmp_path):
+    from docx import Document
+    from pypdf import PdfReader
+
+    for fmt in FORMATS:
+        export_transcript(INTERVIEW, fmt, tmp_path / f"i.{fmt}", channels=CHANNELS)
+    txt = (tmp_path / "i.txt").read_text(encoding="utf-8").splitlines()
+    assert "[00:00:00 - 00:00:02] Channel 1: So, where did it start?" in txt
+    assert "[00:00:02 - 00:00:06] Channel 2: In Berlin, in 1989." in txt
+    # The gap on channel 1 while channel 2 speaks is no silence; the one after everyone is.
+    assert [line for line in txt if SILENCE_TEXT in line] == [f"[00:00:06 - 00:00:09] {SILENCE_TEXT}"]
+    with open(tmp_path / "i.csv", encoding="utf-8-sig", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["text"] != SILENCE_TEXT]
+    assert [(r["text"], r["channel"]) for r in rows] == [("So, where did it start?", "1"), ("In Berlin, in 1989.", "2"),
+                                                          ("Really?", "1"), ("Yes.", "2")]
+    docx_text = "\n".join(p.text for p in Document(str(tmp_path / "i.docx")).paragraphs)
+    assert "Channel 2: In Berlin, in 1989." in docx_text
+    assert "Channel 1: Really?" in PdfReader(str(tmp_path / "i.pdf")).pages[0].extract_text()
+    assert [c[2] for c in _cues((tmp_path / "i.srt").read_text(encoding="utf-8"), ",")][:2] == [
+        "Channel 1: So, where did it start?", "Channel 2: In Berlin, in 1989."]
+    vtt = _cues((tmp_path / "i.vtt").read_text(encoding="utf-8"), ".")
+    assert vtt[1] == ("00:00:02.000", "00:00:06.000", "<v Channel 2>In Berlin, in 1989.")
+
+
+def test_without_channels_the_files_are_as_before(tmp_path):
+    export_transcript(INTERVIEW, "csv", tmp_path / "plain.csv")
+    with open(tmp_path / "plain.csv", encoding="utf-8-sig", newline="") as handle:
+        assert next(csv.reader(handle)) == ["start", "end", "start_seconds", "end_seconds", "text"]
+    export_transcript(INTERVIEW, "txt", tmp_path / "plain.txt", channels=[None] * 4)
+    assert "Channel" not in (tmp_path / "plain.txt").read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match="one channel"):
+        export_transcript(INTERVIEW, "txt", tmp_path / "x.txt", channels=[0, 1])
+    with pytest.raises(ValueError, match=r"channels\[1\]"):
+        export_transcript(INTERVIEW, "txt", tmp_path / "x.txt", channels=[0, "left", 0, 1])
