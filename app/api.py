@@ -9,7 +9,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 from marshmallow import Schema
 
 from app.errors import ApiError
@@ -97,9 +97,10 @@ def json_body() -> dict:
 def endpoint(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
              body: type[Schema] | None = None, query: type[Schema] | None = None,
              response: type[Schema] | None = None, status: int = 200,
-             errors: tuple[int, ...] = (400,), public: bool = False):
+             errors: tuple[int, ...] = (400,), public: bool = False, prefix: str = API_PREFIX):
+    """``prefix``: the URL prefix the blueprint is mounted at (its area's line in ``AREAS``)."""
     path_params = tuple(part[1:-1].split(":")[-1] for part in rule.split("/") if part.startswith("<"))
-    openapi_path = API_PREFIX + "/".join(
+    openapi_path = prefix + "/".join(
         "{" + part[1:-1].split(":")[-1] + "}" if part.startswith("<") else part for part in rule.split("/"))
     operation = Operation(openapi_path, method.lower(), summary, tag, body, query, response, status,
                           errors, public, path_params)
@@ -122,6 +123,8 @@ def endpoint(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
                 check_request_paths(query_schema, raw)
                 kwargs["data"] = query_schema.load(raw)
             result = view(**kwargs)
+            if isinstance(result, Response):  # a file (downloads): status and headers are its own
+                return result
             code = status
             if isinstance(result, tuple):
                 result, code = result

@@ -35,6 +35,7 @@ def make_celery() -> Celery:
             "sightline.analyze_file": {"queue": ANALYSIS_QUEUE},
             "sightline.recluster": {"queue": ANALYSIS_QUEUE},
             "sightline.finalize": {"queue": ANALYSIS_QUEUE},
+            "sightline.reframe.*": {"queue": ANALYSIS_QUEUE},
             "sightline.query.*": {"queue": QUERY_QUEUE},
         },
         task_serializer="json",
@@ -58,7 +59,7 @@ def make_celery() -> Celery:
         redis_retry_on_timeout=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
-        imports=("tasks.analyze", "tasks.query", "tasks.recluster"),
+        imports=("tasks.analyze", "tasks.query", "tasks.recluster", "tasks.reframe"),
     )
     return celery
 

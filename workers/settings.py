@@ -70,6 +70,12 @@ class Settings:
     public_url: str | None = None
     # Face detector of the reframe pipeline's face tracking: "hog" (fast) or "cnn" (dlib MMOD).
     face_track_detector: str = "hog"
+    ingest_max_bytes: int = 20 * 1024 ** 3
+    ingest_timeout_seconds: float = 30.0
+    llm_url: str | None = None
+    llm_model: str = "default"
+    llm_key: str | None = None
+    llm_timeout_seconds: float = 60.0
 
     @property
     def keys_file(self) -> Path:
@@ -115,4 +121,10 @@ def load_settings() -> Settings:
         data_dir=Path(_env("DATA_DIR", str(home / "data"))).expanduser().resolve(),
         public_url=_env("PUBLIC_URL"),
         face_track_detector=_env("FACE_TRACK_DETECTOR", "hog").lower(),
+        ingest_max_bytes=_env_int("INGEST_MAX_BYTES", 20 * 1024 ** 3),
+        ingest_timeout_seconds=_env_float("INGEST_TIMEOUT_SECONDS", 30.0),
+        llm_url=_env("LLM_URL"),
+        llm_model=_env("LLM_MODEL", "default"),
+        llm_key=_env("LLM_KEY"),
+        llm_timeout_seconds=_env_float("LLM_TIMEOUT_SECONDS", 60.0),
     )

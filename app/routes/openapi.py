@@ -17,6 +17,7 @@ bp = Blueprint("openapi", __name__)
 
 ERROR_TEXT = {
     400: "Bad request (missing or invalid parameters)",
+    402: "Not enough credits for this download",
     401: "No license key provided, or an unknown key",
     403: "Key is valid but not a Pro license, or a path outside the allowed roots",
     404: "Resource not found",
@@ -40,12 +41,12 @@ def _pointer_to(response, param: str) -> str | None:
     return None
 
 
-def _links(op: Operation) -> dict:
+def _links(op: Operation, prefix: str) -> dict:
     """OpenAPI links from this operation's reply to the operations that take what it returns
     (a started task → its status; a new watch folder → update, delete)."""
     links = {}
     for target in OPERATIONS:
-        if op.response is None or not target.path_params or target is op:
+        if op.response is None or not target.path_params or target is op or not target.path.startswith(prefix):
             continue
         pointers = {param: _pointer_to(op.response, param) for param in target.path_params}
         if all(pointers.values()):
@@ -55,11 +56,13 @@ def _links(op: Operation) -> dict:
     return links
 
 
-@lru_cache(maxsize=1)
-def build_spec() -> dict:
+@lru_cache(maxsize=4)
+def build_spec(prefix: str = "/api/v1/", title: str = "sightline — Jumper Public API v1",
+               version: str = "1.0.0") -> dict:
+    """The document of the operations under ``prefix`` (each API has its own document)."""
     spec = APISpec(
-        title="sightline — Jumper Public API v1",
-        version="1.0.0",
+        title=title,
+        version=version,
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
         info={"description": "Self-hosted media analysis. Every endpoint except /health needs a Pro "
@@ -70,12 +73,14 @@ def build_spec() -> dict:
     spec.components.schema("Error", schema=Error)
     paths: dict[str, dict] = {}
     for op in OPERATIONS:
+        if not op.path.startswith(prefix):
+            continue
         operation: dict = {"summary": op.summary, "tags": [op.tag], "operationId": f"{op.method}_{op.path}",
                            "responses": {}}
         success: dict = {"description": "OK"}
         if op.response is not None:
             success["content"] = {"application/json": {"schema": op.response}}
-            if links := _links(op):
+            if links := _links(op, prefix):
                 success["links"] = links
         operation["responses"][str(op.status)] = success
         codes = set(op.errors) | ({400} if op.body or op.query else set()) | ({413} if op.body else set())

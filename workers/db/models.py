@@ -29,3 +29,7 @@ class KeyAccount(Base):
     key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     credits: Mapped[int | None] = mapped_column(Integer, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+# Areas' tables (imported last: they subclass Base above).
+from workers.db import reframe as _reframe  # noqa: E402, F401
