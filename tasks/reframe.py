@@ -126,6 +126,9 @@ def _plan(video_id: str, name: str) -> tuple[list[str], dict[str, dict]]:
             stored = records.completed(video_id, required)
             if stored is not None:
                 have[required] = _load(stored)
+                if stored.video_id != video_id:
+                    _reuse(video_id, records.new_step(video_id, required, json.loads(stored.params_key),
+                                                      requested=False, status="running"), required, stored)
             else:
                 need(required)
                 order.append(required)
@@ -208,9 +211,10 @@ def run_step(step_id: int) -> dict:
 
 
 def _reuse(video_id: str, step_id: int, name: str, same) -> None:
+    """This step's answer is a stored run (this video's, or another ingest of the same file)."""
     records.update_step(step_id, status="completed", progress=100.0, result_path=same.result_path)
     if name in ("reframe", "reframe_llm"):
-        folder = Path(same.result_path).parent
-        records.set_output(video_id, "_reframe", str(folder / f"{name}.mp4"), step_id, {"transform": name})
+        video_file = Path(same.result_path).parent / f"{name}.mp4"
+        records.set_output(video_id, "_reframe", str(video_file), step_id, {"transform": name})
     elif f"_{name}" in OUTPUTS:
         records.set_output(video_id, f"_{name}", same.result_path, step_id)

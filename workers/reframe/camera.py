@@ -24,8 +24,8 @@ MAX_GAP_SECONDS = 1.0  # a face missing for longer than this between two boxes i
 TARGET_MEDIAN_SECONDS = 0.5
 DEAD_ZONE = 0.12  # fraction of the crop width the subject may drift before the camera moves
 SETTLE_PIXELS = 2.0
-MAX_SPEED = 1.5  # crop widths per second
-MAX_ACCEL = 4.0  # crop widths per second squared
+MAX_SPEED = 2.5  # crop widths per second
+MAX_ACCEL = 8.0  # crop widths per second squared
 
 RATIOS = {"9:16": (9, 16), "1:1": (1, 1), "4:5": (4, 5)}
 
@@ -92,9 +92,9 @@ def _track_positions(tracks: list[dict], total_frames: int, fps: float) -> tuple
         at = np.array([min(total_frames - 1, max(0, int(b["frame_number"]))) for b in boxes])
         cx = np.array([b["x"] + b["width"] / 2 for b in boxes], dtype=np.float64)
         hw = np.array([b["width"] / 2 for b in boxes], dtype=np.float64)
-        # Present from the first box to the last, except across gaps longer than max_gap; a
-        # lone box covers the frames up to the next sample (half a gap either side).
-        reach = max_gap // 2
+        # Present from the first box to the last, except across gaps longer than max_gap; each
+        # box also covers half a sampling interval either side (not more: a track ends at a cut).
+        reach = max(0, min(max_gap // 2, int(np.median(np.diff(at))) // 2 if len(at) > 1 else 0))
         mask = np.zeros(total_frames, dtype=bool)
         for i, frame in enumerate(at):
             mask[max(0, frame - reach):min(total_frames, frame + reach + 1)] = True
@@ -113,9 +113,12 @@ def _speaking(tracks: list[dict], speaker_tracks: list[dict], total_frames: int)
     score = np.zeros((len(tracks), total_frames), dtype=np.float64)
     for row, track in enumerate(tracks):
         samples = sorted((by_id.get(track["face_id"]) or {}).get("scores") or [], key=lambda s: s["frame_number"])
+        at = [int(s["frame_number"]) for s in samples]
+        # A sample holds until the next one, and the last one for one sampling interval only.
+        interval = int(np.median(np.diff(at))) if len(at) > 1 else 1
         for i, sample in enumerate(samples):
-            start = min(total_frames, max(0, int(sample["frame_number"])))
-            end = total_frames if i + 1 == len(samples) else min(total_frames, int(samples[i + 1]["frame_number"]))
+            start = min(total_frames, max(0, at[i]))
+            end = min(total_frames, at[i] + interval if i + 1 == len(samples) else at[i + 1])
             speaking[row, start:end] = bool(sample.get("speaking"))
             score[row, start:end] = float(sample.get("score", 0.0))
     return speaking, score
@@ -203,8 +206,11 @@ def operate(target: np.ndarray, scenes: list[tuple[int, int]], fps: float, crop_
             if not moving and abs(error) > dead:
                 moving = True
             if moving:
-                # Brake so as to stop on the goal: the fastest speed from which amax still stops in time.
-                desired = np.sign(error) * min(vmax, np.sqrt(2 * amax * abs(error)))
+                # The fastest speed from which braking at amax, frame by frame, still stops on the
+                # goal: v(v/k + 1)/2 = distance, in pixels per frame with k = amax·dt².
+                k = amax * dt * dt
+                stop_speed = k * (np.sqrt(1 + 8 * abs(error) / k) - 1) / 2 / dt
+                desired = np.sign(error) * min(vmax, stop_speed)
                 step = np.clip(desired - vel, -amax * dt, amax * dt)
                 vel += step
                 move = vel * dt
@@ -226,15 +232,10 @@ def plan(*, fps: float, total_frames: int, src_w: int, src_h: int, aspect_ratio:
     """
     total_frames = max(1, int(total_frames))
     size = crop_size(src_w, src_h, aspect_ratio)
-    spans = sorted((max(0, int(s["start_frame"])), min(total_frames - 1, int(s["end_frame"])))
-                   for s in scenes or [])
-    spans = [(a, b) for a, b in spans if a <= b] or [(0, total_frames - 1)]
-    # Scenes must cover every frame: gaps join the scene before them.
-    covered = []
-    for i, (a, b) in enumerate(spans):
-        a = 0 if i == 0 else covered[-1][1] + 1
-        b = total_frames - 1 if i == len(spans) - 1 else max(a, spans[i + 1][0] - 1)
-        covered.append((a, b))
+    # Only the scenes' first frames matter (a cut is where one starts), so an exclusive or
+    # inclusive end_frame and gaps between scenes make no difference.
+    starts = sorted({0, *(int(s["start_frame"]) for s in scenes or [] if 0 < int(s["start_frame"]) < total_frames)})
+    covered = [(a, b - 1) for a, b in zip(starts, [*starts[1:], total_frames], strict=True)]
     tracks = list((face_tracks or {}).get("tracks") or [])
     present, centre, half = _track_positions(tracks, total_frames, fps)
     speaking, score = _speaking(tracks, (active_speaker or {}).get("tracks") or [], total_frames)

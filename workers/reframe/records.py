@@ -98,11 +98,16 @@ def ingest_step(video_id: str) -> Step | None:
 
 def completed(video_id: str, step: str, key: str | None = None) -> Step | None:
     """The newest completed run of ``step`` (with exactly these parameters when ``key`` is
-    given) whose result file is still there."""
-    query = select(Step).where(Step.video_id == video_id, Step.step == step, Step.status == "completed")
-    if key is not None:
-        query = query.where(Step.params_key == key)
+    given) on this video's content — this video or another ingest of the same file — whose
+    result file is still there."""
     with session_scope() as session:
+        video = session.get(Video, video_id)
+        same_content = [video_id]
+        if video is not None and video.content_hash:
+            same_content = list(session.scalars(select(Video.id).where(Video.content_hash == video.content_hash)))
+        query = select(Step).where(Step.video_id.in_(same_content), Step.step == step, Step.status == "completed")
+        if key is not None:
+            query = query.where(Step.params_key == key)
         for row in session.scalars(query.order_by(Step.id.desc()).limit(20)):
             if row.result_path and Path(row.result_path).is_file():
                 return row

@@ -80,7 +80,9 @@ def scene_detection(media: Media, params: dict, inputs: dict, progress: Progress
                     out_dir: Path) -> StepOutput:
     from workers.scenes import detect_shots
 
-    shots = detect_shots(media.path, progress=progress, should_stop=should_stop)
+    # detect_shots reports a percentage; steps report fractions.
+    shots = detect_shots(media.path, progress=(lambda percent: progress(percent / 100.0)) if progress else None,
+                         should_stop=should_stop)
     scenes = _shots_as_dicts(shots)
     if not scenes:
         scenes = [{"start": 0.0, "end": round(media.duration, 3), "start_frame": 0,
