@@ -19,6 +19,7 @@ from workers import store
 from workers.db import migrate
 from workers.engines.base import ModelUnavailable
 from workers.media.probe import MediaError
+from workers.messages import ProgressEvent
 from workers.reframe import records
 from workers.reframe.ingest import IngestError, ingest
 from workers.reframe.steps import NEEDS, OUTPUTS, USES, Media, StepFailed, run
@@ -48,8 +49,8 @@ class _Progress:
     def event(self, status: str, percent: float, error: str | None = None, force: bool = False,
               **extra) -> None:
         self.percent = round(max(0.0, min(100.0, percent)), 1)
-        self.reporter.emit({"video_id": self.video_id, "step": self.step, "status": status,
-                            "progress": self.percent, "error": error, **extra}, force=force)
+        self.reporter.emit(ProgressEvent.reframe_step(self.video_id, self.step, status, self.percent, error,
+                                                      **extra), force=force)
 
     def fraction(self, fraction: float, running: str | None = None) -> None:
         self.event("running", 100.0 * fraction, running=running or self.step)

@@ -204,6 +204,13 @@ class ProgressEvent:
         return cls(task_id, "faces", progress, None, done=done, status=status, error=error,
                    extra={"is_cluster_job": True, "cluster_job_name": job_name, **extra})
 
+    @classmethod
+    def reframe_step(cls, video_id: str, step: str, status: str, percent: float, error: str | None = None,
+                     **extra) -> ProgressEvent:
+        """A reframe pipeline (API v2) step's event, in the room named by its video id."""
+        return cls(video_id, "reframe", percent, None, done=status in ("completed", "failed"), status=status,
+                   error=error, extra={"video_id": video_id, "step": step, **extra})
+
     def with_extra(self, **extra) -> ProgressEvent:
         return dataclasses.replace(self, extra={**extra, **self.extra})
 
