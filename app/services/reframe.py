@@ -54,11 +54,13 @@ def _parameters(step: str, parameters: dict) -> dict:
 
 
 def start_step(key_id: str, video_id: str, step: str, parameters: dict) -> dict:
-    video = _video(key_id, video_id)
+    # What the request asks is checked before whose video it names (a bad request is a 400
+    # whatever the id).
     params = _parameters(step, parameters)
     if step == "reframe_llm" and not load_settings().llm_url:
         raise ApiError(400, "reframe_llm needs an OpenAI-compatible LLM endpoint: set SIGHTLINE_LLM_URL "
                             "(and SIGHTLINE_LLM_MODEL, SIGHTLINE_LLM_KEY if it needs them)")
+    video = _video(key_id, video_id)
     ingest = records.ingest_step(video.id)
     if ingest is not None and ingest.status == "failed":
         raise ApiError(409, f"Video {video_id} was not ingested ({ingest.error}); ingest it again")

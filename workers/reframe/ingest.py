@@ -24,6 +24,10 @@ MEDIA_TYPES = ("video/", "audio/", "application/octet-stream", "application/mp4"
                "binary/octet-stream")
 
 
+TEXT_FORMATS = {"tty", "ansi", "bin", "xbin", "idf", "adf"}
+TEXT_CODECS = {"ansi", "bintext", "xbin", "idf"}
+
+
 class IngestError(ValueError):
     """The source cannot become a stored video; the message says why, for the client."""
 
@@ -134,6 +138,9 @@ def _check_video(path: Path) -> MediaInfo:
         info = probe(path)
     except MediaError as exc:
         raise IngestError(f"not a media file: {exc}") from None
+    if info.container in TEXT_FORMATS or (info.video_codec or "") in TEXT_CODECS:
+        # ffmpeg renders a .txt file as ANSI art "video": a text file is still not media.
+        raise IngestError(f"not a media file: it is text ({info.container})")
     if not info.has_video or info.kind != "video":
         raise IngestError(f"not a video: the file is {info.kind} only (reframing needs a video stream)")
     if info.duration <= 0 or info.fps <= 0:
