@@ -27,11 +27,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
-from threadpoolctl import threadpool_limits
+from scipy.spatial.distance import pdist
+
+from workers.faces.hdbscan_adapter import select_clusters
 
 JUMPER_DEFAULT_EPS = 0.48
+# dlib links faces for clustering at 0.5 where it verifies a pair at 0.6 (dlib's
+# face_clustering example vs its LFW threshold): linking is stricter than verifying because
+# a chain of links joins everything along it.
+LINK_RATIO = 0.5 / 0.6
 DEFAULT_MIN_SAMPLES = 5
 # A cluster keeps its old uuid (and name) when its members overlap an old cluster's by at
 # least this Jaccard index.
@@ -54,7 +61,15 @@ class ClusterParams:
 
 
 def selection_epsilon(eps: float, match_threshold: float) -> float:
-    """Jumper's ``eps`` in the embedding model's distance unit (see the module docstring)."""
+    """Jumper's ``eps`` as hdbscan's ``cluster_selection_epsilon``, in the embedding model's
+    distance unit: faces linked closer than this are never split apart (see the module
+    docstring; Dlib at eps 0.48: 0.333, dlib's own clustering distance)."""
+    return float(eps) * float(match_threshold) * LINK_RATIO / JUMPER_DEFAULT_EPS
+
+
+def max_link(eps: float, match_threshold: float) -> float:
+    """The longest link a cluster may contain, and the average-linkage distance of the purity
+    split: the model's own same-person distance at the default eps (Dlib: 0.40)."""
     return float(eps) * float(match_threshold) / JUMPER_DEFAULT_EPS
 
 
@@ -143,12 +158,18 @@ def _edges_to_mst(n: int, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.nda
 def mutual_reachability_mst(x: np.ndarray, min_samples: int, neighbours: tuple | None = None,
                             progress: Progress = None) -> np.ndarray:
     """The (n-1, 3) [from, to, weight] MST of the mutual reachability graph, hdbscan's
-    ``min_samples`` convention (a point is its own first neighbour)."""
+    ``min_samples`` convention (a point is its own first neighbour).
+
+    Exact (Prim on the dense matrix) up to :data:`DENSE_LIMIT` faces. Above it: the MST of
+    the kNN graph, whose components are then joined by their exact closest pairs (one
+    blocked pass over all pairs, minima per component pair)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     n = len(x)
     if n < 2:
         return np.zeros((0, 3))
     hdb_ms = _hdbscan_min_samples(min_samples)
+    if n <= DENSE_LIMIT:
+        return _dense_mst(x, hdb_ms)
     if neighbours is None:
         neighbours = knn(x, max(hdb_ms, 15), progress)
     dist, idx = neighbours
@@ -157,42 +178,96 @@ def mutual_reachability_mst(x: np.ndarray, min_samples: int, neighbours: tuple |
     rows = np.repeat(np.arange(n), dist.shape[1])
     cols = idx.ravel()
     weights = np.maximum(np.maximum(core[rows], core[cols]), dist.ravel())
-    edges = (rows, cols, weights)
-    mst = _edges_to_mst(n, *edges)
-    while len(mst) < n - 1:
-        # Many small products: BLAS threads cost more to wake than they save here.
-        with threadpool_limits(1):
-            joins = _join_components(x, core, mst, n)
-        edges = tuple(np.concatenate([e, j]) for e, j in zip(
-            (mst[:, 0].astype(np.int64), mst[:, 1].astype(np.int64), mst[:, 2]), joins, strict=True))
-        mst = _edges_to_mst(n, *edges)
+    mst = _edges_to_mst(n, rows, cols, weights)
+    if len(mst) < n - 1:
+        joins = _join_components(x, core, mst, n)
+        mst = _edges_to_mst(n, *(np.concatenate([e, j]) for e, j in zip(
+            (mst[:, 0].astype(np.int64), mst[:, 1].astype(np.int64), mst[:, 2]), joins, strict=True)))
     return mst
 
 
-def _join_components(x: np.ndarray, core: np.ndarray, mst: np.ndarray, n: int, near: int = 3):
-    """Closest mutual-reachability edges between each component and its ``near`` nearest
-    components by centroid: one Boruvka-like round over components, not points."""
+# Up to this many faces the MST is computed exactly from the dense matrix (64 MB float32).
+DENSE_LIMIT = 4096
+
+
+def _dense_mst(x: np.ndarray, hdb_ms: int) -> np.ndarray:
+    """Prim's algorithm on the dense mutual reachability matrix."""
+    n = len(x)
+    d = np.sqrt(np.maximum(2.0 - 2.0 * (x @ x.T), 0.0, dtype=np.float32))
+    np.fill_diagonal(d, 0.0)
+    # The point itself is its first neighbour (distance 0), hence the hdb_ms - 1 index.
+    core = np.partition(d, hdb_ms - 1, axis=1)[:, hdb_ms - 1] if hdb_ms > 1 else np.zeros(n, np.float32)
+    np.maximum(d, core[:, None], out=d)
+    np.maximum(d, core[None, :], out=d)
+    in_tree = np.zeros(n, dtype=bool)
+    best = np.full(n, np.inf, dtype=np.float32)
+    parent = np.zeros(n, dtype=np.int64)
+    edges = np.zeros((n - 1, 3))
+    current = 0
+    for step in range(n - 1):
+        in_tree[current] = True
+        row = d[current]
+        better = (row < best) & ~in_tree
+        best[better] = row[better]
+        parent[better] = current
+        candidates = np.where(in_tree, np.inf, best)
+        nxt = int(np.argmin(candidates))
+        edges[step] = (parent[nxt], nxt, candidates[nxt])
+        current = nxt
+    return edges
+
+
+def _join_components(x: np.ndarray, core: np.ndarray, mst: np.ndarray, n: int):
+    """The exact lightest mutual-reachability edges that join the components of ``mst``
+    into one tree: one blocked pass gives the minimum between every pair of components,
+    Prim on that small matrix picks the joins, and each join's endpoints are found among
+    the two components' members."""
     forest = coo_matrix((np.ones(len(mst)), (mst[:, 0].astype(np.int64), mst[:, 1].astype(np.int64))),
                         shape=(n, n))
     count, comp = connected_components(forest, directed=False)
-    members = [np.flatnonzero(comp == c) for c in range(count)]
-    centroids = np.stack([x[m].mean(axis=0) for m in members])
-    csq = np.einsum("ij,ij->i", centroids, centroids)
-    cd = csq[:, None] + csq[None, :] - 2.0 * centroids @ centroids.T
-    np.fill_diagonal(cd, np.inf)
-    nearest = np.argsort(cd, axis=1)[:, :min(near, count - 1)]
-    pairs = {(min(a, b), max(a, b)) for a in range(count) for b in nearest[a]}
+    order = np.argsort(comp, kind="stable")
+    xs, cs, cores = x[order], comp[order], core[order].astype(np.float32)
+    starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
+    between = np.full((count, count), np.inf, dtype=np.float32)
+    block = int(max(64, min(n, 16_000_000 // max(n, 1))))
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        mr = np.sqrt(np.maximum(2.0 - 2.0 * (xs[a:b] @ xs.T), 0.0, dtype=np.float32))
+        np.maximum(mr, cores[a:b, None], out=mr)
+        np.maximum(mr, cores[None, :], out=mr)
+        per_comp = np.minimum.reduceat(mr, starts, axis=1)
+        run = np.flatnonzero(np.r_[True, cs[a + 1:b] != cs[a:b - 1]])
+        ids = cs[a:b][run]
+        between[ids] = np.minimum(between[ids], np.minimum.reduceat(per_comp, run, axis=0))
+    np.fill_diagonal(between, np.inf)
+    members = [order[starts[c]:(starts[c + 1] if c + 1 < count else n)] for c in range(count)]
     src, dst, wts = [], [], []
-    for a, b in pairs:
-        ma, mb = members[a], members[b]
-        d2 = (np.einsum("ij,ij->i", x[ma], x[ma])[:, None] + np.einsum("ij,ij->i", x[mb], x[mb])[None, :]
-              - 2.0 * x[ma] @ x[mb].T)
-        reach = np.maximum(np.sqrt(np.maximum(d2, 0.0)), np.maximum(core[ma][:, None], core[mb][None, :]))
+    for a, b, _ in _dense_prim(between):
+        ma, mb = members[int(a)], members[int(b)]
+        reach = np.sqrt(np.maximum(2.0 - 2.0 * (x[ma] @ x[mb].T), 0.0))
+        reach = np.maximum(reach, np.maximum(core[ma][:, None], core[mb][None, :]))
         i, j = np.unravel_index(int(np.argmin(reach)), reach.shape)
         src.append(ma[i])
         dst.append(mb[j])
         wts.append(reach[i, j])
     return np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64), np.array(wts, dtype=np.float64)
+
+
+def _dense_prim(w: np.ndarray) -> np.ndarray:
+    n = len(w)
+    in_tree = np.zeros(n, dtype=bool)
+    best = np.full(n, np.inf)
+    parent = np.zeros(n, dtype=np.int64)
+    edges, current = [], 0
+    for _ in range(n - 1):
+        in_tree[current] = True
+        better = (w[current] < best) & ~in_tree
+        best[better] = w[current][better]
+        parent[better] = current
+        nxt = int(np.argmin(np.where(in_tree, np.inf, best)))
+        edges.append((parent[nxt], nxt, best[nxt]))
+        current = nxt
+    return np.array(edges).reshape(-1, 3)
 
 
 # --- labels ------------------------------------------------------------------------------
@@ -208,25 +283,81 @@ def labels_from_mst(mst: np.ndarray, n: int, min_samples: int, epsilon: float) -
     """
     if n < _min_cluster_size(min_samples) or len(mst) == 0:
         return np.full(n, -1, dtype=np.int64)
-    from hdbscan._hdbscan_linkage import label
-    from hdbscan.hdbscan_ import _tree_to_labels
-
-    ordered = np.ascontiguousarray(mst[np.argsort(mst[:, 2], kind="stable")], dtype=np.float64)
-    tree = label(ordered)
-
-    def select(single: bool) -> np.ndarray:
-        labels = _tree_to_labels(None, tree, min_cluster_size=_min_cluster_size(min_samples),
-                                 cluster_selection_method="eom", allow_single_cluster=single,
-                                 match_reference_implementation=False,
-                                 cluster_selection_epsilon=float(epsilon))[0]
-        return np.asarray(labels, dtype=np.int64)
-
-    single = select(True)
+    single = select_clusters(mst, _min_cluster_size(min_samples), epsilon, True)
     if single.max(initial=-1) == 0:
-        inside = (single[ordered[:, 0].astype(np.intp)] == 0) & (single[ordered[:, 1].astype(np.intp)] == 0)
-        if not inside.any() or ordered[inside, 2].max() <= epsilon:
+        a, b = mst[:, 0].astype(np.intp), mst[:, 1].astype(np.intp)
+        inside = (single[a] == 0) & (single[b] == 0)
+        if not inside.any() or mst[inside, 2].max() <= epsilon:
             return single
-    return select(False)
+    return select_clusters(mst, _min_cluster_size(min_samples), epsilon, False)
+
+
+def capped_labels(x: np.ndarray, mst: np.ndarray, n: int, min_samples: int, epsilon: float, max_link: float) -> np.ndarray:
+    """:func:`labels_from_mst` where no cluster spans an MST edge longer than ``max_link``:
+    the tree is cut there and each piece selects its own clusters. Without the cut, excess
+    of mass happily keeps a cluster that two people join at any distance."""
+    # The cut is on the faces' own distance: a mutual-reachability weight above it only
+    # says a face is in a sparse spot, which excess of mass already weighs.
+    a, b = mst[:, 0].astype(np.intp), mst[:, 1].astype(np.intp)
+    long = np.sqrt(np.maximum(2.0 - 2.0 * np.einsum("ij,ij->i", x[a], x[b]), 0.0)) > max_link
+    if not long.any():
+        return labels_from_mst(mst, n, min_samples, epsilon)
+    kept = mst[~long]
+    forest = coo_matrix((np.ones(len(kept)), (kept[:, 0].astype(np.int64), kept[:, 1].astype(np.int64))),
+                        shape=(n, n))
+    count, comp = connected_components(forest, directed=False)
+    sizes = np.bincount(comp, minlength=count)
+    labels = np.full(n, -1, dtype=np.int64)
+    edge_comp = comp[kept[:, 0].astype(np.int64)]
+    order = np.argsort(edge_comp, kind="stable")
+    bounds = np.searchsorted(edge_comp[order], np.arange(count + 1))
+    local = np.zeros(n, dtype=np.int64)
+    next_label = 0
+    for c in np.flatnonzero(sizes >= _min_cluster_size(min_samples)):
+        members = np.flatnonzero(comp == c)
+        local[members] = np.arange(len(members))
+        sub = kept[order[bounds[c]:bounds[c + 1]]].copy()
+        sub[:, 0], sub[:, 1] = local[sub[:, 0].astype(np.int64)], local[sub[:, 1].astype(np.int64)]
+        piece = labels_from_mst(sub, len(members), min_samples, epsilon)
+        found = piece >= 0
+        labels[members[found]] = piece[found] + next_label
+        next_label += int(piece.max(initial=-1)) + 1
+    return labels
+
+
+# Average linkage over at most this many faces of one cluster (the rest follow their
+# nearest sampled face): O(m^2) memory stays under ~40 MB.
+PURITY_SAMPLE = 2500
+
+
+def purity_split(x: np.ndarray, labels: np.ndarray, max_distance: float, min_samples: int,
+                 seed: int = 0) -> np.ndarray:
+    """Split each cluster by average linkage at ``max_distance``: a cluster whose groups are
+    on average farther apart than the model's same-person distance holds several people
+    (single-linkage chains do that through one blurred or half-turned face). Pieces
+    smaller than a cluster become noise; labels are renumbered from 0."""
+    labels = np.asarray(labels, dtype=np.int64)
+    out = np.full(len(labels), -1, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    next_label = 0
+    for lab in np.unique(labels[labels >= 0]):
+        members = np.flatnonzero(labels == lab)
+        groups = np.ones(len(members), dtype=np.int64)
+        if len(members) > 2:
+            sample = members if len(members) <= PURITY_SAMPLE else np.sort(
+                rng.choice(members, PURITY_SAMPLE, replace=False))
+            found = fcluster(linkage(pdist(x[sample]), "average"), max_distance, "distance")
+            if len(sample) == len(members):
+                groups = found
+            else:
+                nearest = np.argmax(x[members] @ x[sample].T, axis=1)
+                groups = found[nearest]
+        for g in np.unique(groups):
+            part = members[groups == g]
+            if len(part) >= _min_cluster_size(min_samples):
+                out[part] = next_label
+                next_label += 1
+    return out
 
 
 def relative_validity(mst: np.ndarray, labels: np.ndarray, min_separation: float = 0.0) -> float:
@@ -268,14 +399,21 @@ def cluster_embeddings(x: np.ndarray, params: ClusterParams, match_threshold: fl
     if len(x) < _min_cluster_size(params.min_samples):
         return np.full(len(x), -1, dtype=np.int64)
     mst = mutual_reachability_mst(x, params.min_samples, progress=_scaled(progress, 0.0, 0.9))
-    labels = labels_from_mst(mst, len(x), params.min_samples, selection_epsilon(params.eps, match_threshold))
+    labels = _labels(x, mst, params, match_threshold)
     if progress:
         progress(1.0)
     return labels
 
 
-AUTO_EPS_GRID = (0.30, 0.36, 0.42, 0.48, 0.54, 0.60)
+def _labels(x: np.ndarray, mst: np.ndarray, params: ClusterParams, match_threshold: float) -> np.ndarray:
+    cap = max_link(params.eps, match_threshold)
+    labels = capped_labels(x, mst, len(x), params.min_samples, selection_epsilon(params.eps, match_threshold), cap)
+    return purity_split(x, labels, cap, params.min_samples)
+
+
+AUTO_EPS_GRID = (0.48,)
 AUTO_MIN_SAMPLES_GRID = (2, 3, 5, 8)
+AUTO_COVERAGE_SLACK = 0.05
 # DBCV has no separation term for a single cluster (hdbscan's approximation then reports
 # ~0.5 whatever the data). One cluster is scored this instead: a split must be clearly
 # separated to beat it. Splits of one person measure 0.00-0.05, four test people 0.46.
@@ -311,17 +449,20 @@ def auto_detect_params(x: np.ndarray, match_threshold: float, eps_grid: Iterable
         params = ClusterParams(JUMPER_DEFAULT_EPS, DEFAULT_MIN_SAMPLES)
         return params, -1.0, np.full(n, -1, dtype=np.int64)
     neighbours = knn(x, max(max(_hdbscan_min_samples(m) for m in ms_grid), 15), _scaled(progress, 0.0, 0.6))
-    best = None
+    tried = []
     for i, ms in enumerate(ms_grid):
         mst = mutual_reachability_mst(x, ms, neighbours)
         for eps in eps_grid:
-            labels = labels_from_mst(mst, n, ms, selection_epsilon(eps, match_threshold))
-            key = grid_score(mst, labels, match_threshold)
-            if best is None or key > best[0]:
-                best = (key, ClusterParams(float(eps), int(ms)), labels)
+            labels = _labels(x, mst, ClusterParams(float(eps), int(ms)), match_threshold)
+            tried.append((grid_score(mst, labels, match_threshold), ClusterParams(float(eps), int(ms)), labels))
         if progress:
             progress(0.6 + 0.4 * (i + 1) / len(ms_grid))
-    (score, _), params, labels = best
+    # Validity alone prefers leaving sparse faces out (a person seen twice is noise to a
+    # min_samples of 8); the max-link cut and the purity split already guard against mixed
+    # clusters. So the choice is among the grid points that assign nearly the most faces.
+    most = max(coverage for (_, coverage), _, _ in tried)
+    eligible = [t for t in tried if t[0][1] >= most - AUTO_COVERAGE_SLACK]
+    (score, _), params, labels = max(eligible, key=lambda t: (t[0][0], t[0][1], -t[1].eps))
     return params, score, labels
 
 
