@@ -464,3 +464,91 @@ def test_noise_stays_unassigned():
     labels = cluster_embeddings(np.array(tight + scattered), ClusterParams(0.48, 3), match_threshold=0.4)
     assert len(set(labels[:10].tolist())) == 1 and labels[0] >= 0
     assert (labels[10:] == -1).all()
+
+
+# --- clustering quality (issue 10: clusters must not merge different people) ---------------
+
+SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "faces"
+
+
+@pytest.fixture(scope="module")
+def shared_sets(deepface_home) -> dict:
+    """bench/faces.py's labelled sets (photos; photos + degraded copies + crowd strangers)."""
+    if not (SHARED_FACES / "labels.csv").is_file():
+        pytest.skip(f"no shared labelled photos at {SHARED_FACES}")
+    from bench.faces import embed_sets
+
+    return embed_sets(SHARED_FACES, video=False)
+
+
+def test_shared_photos_reach_the_quality_goal_with_min_samples_2_and_auto(shared_sets):
+    from workers.faces.clustering import auto_detect_params
+    from workers.faces.quality import clustering_quality
+
+    x, truth = shared_sets["photos"]
+    for labels in (cluster_embeddings(x, ClusterParams(min_samples=2), 0.4), auto_detect_params(x, 0.4)[2]):
+        quality = clustering_quality(truth, labels)
+        assert quality.pairwise_precision >= 0.97 and quality.pairwise_f1 >= 0.95, quality
+        assert quality.bcubed_f1 >= 0.95 and quality.clusters == 4, quality
+
+
+def test_degraded_faces_and_strangers_join_nobody(shared_sets):
+    """Soft, small copies of the photos and 28 strangers from a crowd: the faces that chained
+    people together before (pairwise precision 0.50-0.54 with the old defaults)."""
+    from workers.faces.clustering import auto_detect_params
+    from workers.faces.quality import clustering_quality
+
+    x, truth = shared_sets["photos_hard"]
+    assert len(set(truth)) > 20
+    default = clustering_quality(truth, cluster_embeddings(x, ClusterParams(), 0.4))
+    photos = clustering_quality(truth, cluster_embeddings(x, ClusterParams(min_samples=2), 0.4))
+    auto = clustering_quality(truth, auto_detect_params(x, 0.4)[2])
+    for quality in (default, photos, auto):
+        assert quality.pairwise_precision >= 0.97 and quality.pairwise_f1 >= 0.95, quality
+        assert quality.bcubed_f1 >= 0.95, quality
+    assert auto.pairwise_f1 >= default.pairwise_f1 - 1e-9
+
+
+def _exact_mst_weight(x: np.ndarray, min_samples: int) -> float:
+    from scipy.sparse.csgraph import minimum_spanning_tree
+
+    d = np.sqrt(np.maximum(2 - 2 * x @ x.T, 0))
+    core = np.sort(d, axis=1)[:, max(1, min_samples - 1) - 1]
+    mr = np.maximum(d, np.maximum(core[:, None], core[None, :]))
+    np.fill_diagonal(mr, 0)
+    return float(minimum_spanning_tree(np.maximum(mr, 1e-12) * (1 - np.eye(len(x)))).sum())
+
+
+@pytest.mark.parametrize("dense_limit", [10_000, 50])
+def test_tree_is_exact_on_video_like_duplicates(monkeypatch, dense_limit):
+    """Many near-identical frames per shot fill every kNN list with the same shot; the
+    joins between shots must still be the closest pairs (the kNN path: dense_limit 50)."""
+    from workers.faces import clustering
+
+    monkeypatch.setattr(clustering, "DENSE_LIMIT", dense_limit)
+    rng = np.random.default_rng(5)
+    shots = rng.normal(size=(30, 128))
+    x = np.repeat(shots / np.linalg.norm(shots, axis=1, keepdims=True), 20, axis=0)
+    x = x + rng.normal(scale=0.003, size=x.shape)
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    mst = clustering.mutual_reachability_mst(x, 5)
+    assert len(mst) == len(x) - 1
+    assert abs(mst[:, 2].sum() - _exact_mst_weight(x, 5)) < 1e-3 * len(x)
+
+
+def test_hdbscan_adapter_matches_the_library():
+    """Fails loudly when an hdbscan release changes the private functions the adapter uses."""
+    import hdbscan
+    from sklearn.metrics import adjusted_rand_score
+
+    from workers.faces import clustering
+
+    rng = np.random.default_rng(11)
+    centers = rng.normal(size=(6, 128))
+    x = np.concatenate([c + rng.normal(scale=0.08, size=(40, 128)) for c in centers])
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    mst = clustering.mutual_reachability_mst(x, 5)
+    ours = clustering.labels_from_mst(mst, len(x), 5, 0.1)
+    library = hdbscan.HDBSCAN(min_cluster_size=5, min_samples=4, cluster_selection_epsilon=0.1).fit(x).labels_
+    assert ours.max() + 1 == 6
+    assert adjusted_rand_score(library, ours) > 0.99

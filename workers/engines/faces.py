@@ -159,6 +159,20 @@ def match_threshold(model_name: str) -> float:
         return _L2_THRESHOLDS_FALLBACK.get(model_name, 0.4)
 
 
+class _DlibRecognizer:
+    """dlib's ResNet (``dlib.face_recognition_model_v1``) on 150 px, 5-landmark face chips."""
+
+    output_shape = 128
+
+    def __init__(self):
+        import dlib
+
+        path = weights_dir() / DLIB_RECOGNIZER_FILE
+        if not path.is_file():
+            raise _missing_weight_error(DLIB_RECOGNIZER_FILE)
+        self.model = dlib.face_recognition_model_v1(str(path))
+
+
 class DeepFaceEngine:
     """Detects faces in an RGB image and returns each with its box, score, embedding and crop."""
 
@@ -198,7 +212,10 @@ class DeepFaceEngine:
                 raise ModelUnavailable(f"deepface is not installed ({exc}): pip install deepface") from exc
             try:
                 detector = modeling.build_model(task="face_detector", model_name=self.detector_name)
-                recognizer = modeling.build_model(task="facial_recognition", model_name=self.model_name)
+                # dlib's own public recogniser for Dlib: deepface's wrapper hides it two
+                # private attributes deep.
+                recognizer = (_DlibRecognizer() if self.model_name == "Dlib"
+                              else modeling.build_model(task="facial_recognition", model_name=self.model_name))
             except ModelUnavailable:
                 raise
             except (UnimplementedError, ImportError, ModuleNotFoundError) as exc:
@@ -258,7 +275,7 @@ class DeepFaceEngine:
         for x, y, w, h in boxes:
             shape = self._shape_predictor(rgb, dlib.rectangle(x, y, x + w, y + h))
             chips.append(dlib.get_face_chip(rgb, shape, size=150, padding=0.25))
-        return [np.asarray(v) for v in self._recognizer.model.model.compute_face_descriptor(chips)]
+        return [np.asarray(v) for v in self._recognizer.model.compute_face_descriptor(chips)]
 
     def _embed_deepface(self, rgb: np.ndarray, kept: list) -> list:
         from deepface.models.Detector import FacialAreaRegion

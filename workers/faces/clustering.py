@@ -69,8 +69,9 @@ def selection_epsilon(eps: float, match_threshold: float) -> float:
 
 def max_link(eps: float, match_threshold: float) -> float:
     """The longest link a cluster may contain, and the average-linkage distance of the purity
-    split: the model's own same-person distance at the default eps (Dlib: 0.40)."""
-    return float(eps) * float(match_threshold) / JUMPER_DEFAULT_EPS
+    split: the model's own same-person distance (Dlib: 0.40), more for an eps above 0.48.
+    A stricter eps links less but never splits faces the model itself would verify."""
+    return float(match_threshold) * max(1.0, float(eps) / JUMPER_DEFAULT_EPS)
 
 
 def _hdbscan_min_samples(min_samples: int) -> int:
@@ -413,7 +414,6 @@ def _labels(x: np.ndarray, mst: np.ndarray, params: ClusterParams, match_thresho
 
 AUTO_EPS_GRID = (0.48,)
 AUTO_MIN_SAMPLES_GRID = (2, 3, 5, 8)
-AUTO_COVERAGE_SLACK = 0.05
 # DBCV has no separation term for a single cluster (hdbscan's approximation then reports
 # ~0.5 whatever the data). One cluster is scored this instead: a split must be clearly
 # separated to beat it. Splits of one person measure 0.00-0.05, four test people 0.46.
@@ -459,9 +459,9 @@ def auto_detect_params(x: np.ndarray, match_threshold: float, eps_grid: Iterable
             progress(0.6 + 0.4 * (i + 1) / len(ms_grid))
     # Validity alone prefers leaving sparse faces out (a person seen twice is noise to a
     # min_samples of 8); the max-link cut and the purity split already guard against mixed
-    # clusters. So the choice is among the grid points that assign nearly the most faces.
-    most = max(coverage for (_, coverage), _, _ in tried)
-    eligible = [t for t in tried if t[0][1] >= most - AUTO_COVERAGE_SLACK]
+    # clusters. So a grid point must assign at least as many faces as the defaults do.
+    baseline = next((cov for (_, cov), p, _ in tried if p == ClusterParams()), 0.0)
+    eligible = [t for t in tried if t[0][1] >= baseline - 1e-9] or tried
     (score, _), params, labels = max(eligible, key=lambda t: (t[0][0], t[0][1], -t[1].eps))
     return params, score, labels
 
