@@ -22,7 +22,7 @@ from workers.media.probe import MediaError
 from workers.messages import ProgressEvent
 from workers.reframe import records
 from workers.reframe.ingest import IngestError, ingest
-from workers.reframe.steps import NEEDS, OUTPUTS, USES, Media, StepFailed, run
+from workers.reframe.steps import OUTPUTS, USES, Media, StepFailed, needs, run
 from workers.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -115,13 +115,13 @@ def _load(row) -> dict:
     return json.loads(Path(row.result_path).read_text())
 
 
-def _plan(video_id: str, name: str) -> tuple[list[str], dict[str, dict]]:
+def _plan(video_id: str, name: str, has_audio: bool) -> tuple[list[str], dict[str, dict]]:
     """(steps to run first, in order; stored inputs already there) for running ``name``."""
     have: dict[str, dict] = {}
     order: list[str] = []
 
     def need(step: str) -> None:
-        for required in NEEDS[step]:
+        for required in needs(step, has_audio):
             if required in have or required in order:
                 continue
             stored = records.completed(video_id, required)
@@ -173,7 +173,7 @@ def run_step(step_id: int) -> dict:
             _reuse(video_id, step_id, name, same)
             progress.event("completed", 100.0, force=True, reused=True)
             return {"status": "completed"}
-        order, inputs = _plan(video_id, name)
+        order, inputs = _plan(video_id, name, media.has_audio)
         units = len(order) + 1
         for index, required in enumerate([*order, name]):
             current = required

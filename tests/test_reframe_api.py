@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import threading
 import time
 from functools import partial
@@ -21,7 +22,7 @@ import pytest
 import requests
 
 from tests.conftest import ProgressListener, free_port, sightline, start_server
-from tests.reframe_media import two_person_clip
+from tests.reframe_media import ffmpeg, two_person_clip
 
 FPS = 25.0
 SECONDS = 6.0  # left person talks in the first 3 s, right person in the last 3 s
@@ -36,6 +37,8 @@ def v2_media(session_tmp) -> Path:
     folder = session_tmp / "v2-media"
     folder.mkdir()
     two_person_clip(folder / "two.mp4")
+    subprocess.run([ffmpeg(), "-y", "-loglevel", "error", "-i", str(folder / "two.mp4"), "-an", "-c:v", "copy",
+                    str(folder / "silent.mp4")], check=True, timeout=60)
     (folder / "notes.txt").write_text("this is not a video\n" * 50)
     (folder / "page.html").write_text("<html><body>a page about a video</body></html>")
     (folder / "huge.mp4").write_bytes(b"\0" * (INGEST_LIMIT + 1024))
@@ -269,6 +272,21 @@ def test_reframe_llm_follows_the_llm_choice(v2, v2_media, llm, tmp_path):
     frames, source = gray_frames(out), gray_frames(v2_media / "two.mp4")
     # The left person talks at 1.6 s, but the LLM chose the right one.
     assert crop_centre(source[40], frames[40]) > 360
+
+
+def test_a_silent_video_is_reframed_on_its_faces(v2, v2_media, tmp_path):
+    video_id = ingest(v2, str(v2_media / "silent.mp4"))["video_id"]
+    result = run(v2, video_id, "transform", "reframe", {"aspect_ratio": "4:5"})
+    assert (result["width"], result["height"]) == (230, 288)
+    out = tmp_path / "silent-vertical.mp4"
+    out.write_bytes(call(v2, "GET", f"/download/{video_id}", params={"suffix": "_reframe"}).content)
+    with av.open(str(out)) as container:
+        assert not container.streams.audio and container.streams.video[0].codec_context.width == 230
+    assert abs(len(gray_frames(out)) - SECONDS * FPS) <= 1
+    # Without sound, an analysis of sound fails with its reason; nothing crashes.
+    failed = call(v2, "POST", "/analyze", json={"video_id": video_id, "model_type": "diarization"})
+    assert failed.status_code == 202
+    assert wait_step(v2, video_id, "diarization")["status"] == "failed"
 
 
 def test_ingest_by_path_reuses_the_stored_file(v2, v2_media, tmp_path):

@@ -30,6 +30,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "reframe": ("scene_detection", "face_tracking_yolov8", "active_speaker"),
     "reframe_llm": ("scene_detection", "face_tracking_yolov8", "active_speaker", "transcription"),
 }
+# What only sound can tell: a silent video is reframed on its faces alone.
+NEEDS_SOUND = ("active_speaker", "transcription", "diarization")
 # Inputs a step uses when they are already stored, but does not run for itself.
 USES: dict[str, tuple[str, ...]] = {
     "active_speaker": ("diarization",),
@@ -43,6 +45,11 @@ OUTPUTS: dict[str, tuple[str, str]] = {
 }
 
 Progress = Callable[[float], None] | None
+
+
+def needs(name: str, has_audio: bool) -> tuple[str, ...]:
+    """The inputs ``name`` runs first when they are missing (none that need sound, without it)."""
+    return NEEDS[name] if has_audio else tuple(n for n in NEEDS[name] if n not in NEEDS_SOUND)
 Stop = Callable[[], bool] | None
 
 
@@ -189,7 +196,7 @@ def _render(media: Media, params: dict, inputs: dict, progress: Progress, should
     scenes = inputs["scene_detection"]["scenes"]
     path = camera_mod.plan(fps=media.fps, total_frames=media.total_frames, src_w=media.width, src_h=media.height,
                            aspect_ratio=params.get("aspect_ratio", "9:16"), scenes=scenes,
-                           face_tracks=inputs["face_tracking_yolov8"], active_speaker=inputs["active_speaker"],
+                           face_tracks=inputs["face_tracking_yolov8"], active_speaker=inputs.get("active_speaker"),
                            forced_faces=forced)
     output = out_dir / f"{name}.mp4"
     render(media.path, output, path, fps=media.fps, duration=media.duration, progress=progress,
