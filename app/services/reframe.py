@@ -42,8 +42,18 @@ def start_ingest(key_id: str, url: str) -> dict:
     elif not is_remote(url):
         raise ApiError(400, "url: give an http(s):// URL, a file:// URL or an absolute path")
     video_id, step_id = records.new_video(key_id, url)
-    celery_app.send_task("sightline.reframe.ingest", args=[step_id])
+    _send("sightline.reframe.ingest", step_id)
     return {"video_id": video_id}
+
+
+def _send(task: str, step_id: int) -> None:
+    """Queue the step's task; if the queue is down the step is failed (not left 'queued'
+    forever) and the error handler answers 503."""
+    try:
+        celery_app.send_task(task, args=[step_id])
+    except Exception:
+        records.update_step(step_id, status="failed", error="the task queue (Redis) was unavailable; retry")
+        raise
 
 
 def _parameters(step: str, parameters: dict) -> dict:
@@ -65,7 +75,7 @@ def start_step(key_id: str, video_id: str, step: str, parameters: dict) -> dict:
     if ingest is not None and ingest.status == "failed":
         raise ApiError(409, f"Video {video_id} was not ingested ({ingest.error}); ingest it again")
     step_id = records.new_step(video.id, step, params)
-    celery_app.send_task("sightline.reframe.step", args=[step_id])
+    _send("sightline.reframe.step", step_id)
     return {"video_id": video.id, "status": "queued"}
 
 
