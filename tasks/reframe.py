@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 INGEST_WAIT_SECONDS = 6 * 3600
 DB_PROGRESS_INTERVAL = 1.0
+HEARTBEAT_SECONDS = 5.0
 CLEAR_ERRORS = (StepFailed, IngestError, MediaError, ModelUnavailable, FileNotFoundError, ValueError)
 
 
@@ -60,6 +62,31 @@ class _Progress:
             records.update_step(self.step_id, progress=self.percent)
 
 
+class _Heartbeat:
+    """Keeps the step's row fresh while it runs (a long model load reports no progress), so
+    ``/status`` can tell a step in progress from one whose worker was killed."""
+
+    def __init__(self, step_id: int, every: float = HEARTBEAT_SECONDS):
+        self.step_id, self.every = step_id, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                records.touch_step(self.step_id)
+            except Exception:  # noqa: BLE001 - the database may blink; the next beat retries
+                log.warning("heartbeat of reframe step %s failed", self.step_id)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 @celery_app.task(name="sightline.reframe.ingest", ignore_result=True)
 def ingest_video(step_id: int) -> dict:
     migrate()
@@ -70,8 +97,9 @@ def ingest_video(step_id: int) -> dict:
     progress.event("running", 0.0, force=True)
     settings = load_settings()
     try:
-        stored = ingest(video.source_url, settings.data_dir, max_bytes=settings.ingest_max_bytes,
-                        timeout=settings.ingest_timeout_seconds, progress=progress.fraction)
+        with _Heartbeat(step_id):
+            stored = ingest(video.source_url, settings.data_dir, max_bytes=settings.ingest_max_bytes,
+                            timeout=settings.ingest_timeout_seconds, progress=progress.fraction)
     except Exception as exc:  # noqa: BLE001 - any failure fails this ingest, with its reason
         if not isinstance(exc, CLEAR_ERRORS):
             log.exception("ingest of video %s failed", video.id)
@@ -158,6 +186,11 @@ def _store_result(video_id: str, step_id: int, name: str, key: str, output) -> s
 @celery_app.task(name="sightline.reframe.step", ignore_result=True)
 def run_step(step_id: int) -> dict:
     migrate()
+    with _Heartbeat(step_id):
+        return _run_step(step_id)
+
+
+def _run_step(step_id: int) -> dict:
     step = records.get_step(step_id)
     name, video_id, key = step.step, step.video_id, step.params_key
     params = json.loads(key)

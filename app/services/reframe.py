@@ -81,7 +81,8 @@ def start_step(key_id: str, video_id: str, step: str, parameters: dict) -> dict:
 
 def status(key_id: str, video_id: str) -> dict:
     video = _video(key_id, video_id)
-    step = records.latest_step(video.id)
+    # A worker beats every few seconds while it runs a step; silence this long means it died.
+    step = records.fail_if_stale(records.latest_step(video.id), max(60.0, 4 * load_settings().task_stale_seconds))
     result = None
     if step.status == "completed" and step.result_path:
         try:

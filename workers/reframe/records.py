@@ -9,12 +9,14 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from workers.db import credits, session_scope
+from workers.db.models import utcnow
 from workers.db.reframe import Charge, Output, Step, Video
 from workers.settings import load_settings
 
@@ -81,6 +83,28 @@ def update_step(step_id: int, **fields) -> None:
         step = session.get(Step, step_id)
         for name, value in fields.items():
             setattr(step, name, value)
+
+
+def touch_step(step_id: int) -> None:
+    """A running step's heartbeat: its row's ``updated_at`` moves on."""
+    with session_scope() as session:
+        step = session.get(Step, step_id)
+        if step is not None and step.status == "running":
+            step.updated_at = utcnow()
+
+
+def fail_if_stale(step: Step, stale_seconds: float) -> Step:
+    """A running step whose worker stopped beating is failed (a killed worker cannot say so)."""
+    if step.status != "running" or step.updated_at is None:
+        return step
+    beat = step.updated_at if step.updated_at.tzinfo else step.updated_at.replace(tzinfo=UTC)
+    if (utcnow() - beat).total_seconds() <= stale_seconds:
+        return step
+    with session_scope() as session:
+        row = session.get(Step, step.id)
+        if row.status == "running":
+            row.status, row.error = "failed", "the worker running this step stopped; run the step again"
+        return row
 
 
 def latest_step(video_id: str) -> Step | None:
