@@ -93,6 +93,26 @@ def test_two_person_clip_gives_two_tracks_one_per_side(pair):
         assert track["last_seen"] - track["first_seen"] > 5.0
 
 
+def test_a_face_back_after_a_cut_keeps_its_id(tmp_path):
+    """Shots A | B | A: the tracks break at both cuts (found on the same decode when no shots
+    are given) and re-identification gives A one face_id again."""
+    import subprocess
+
+    from bench.reframe_models import _ffmpeg
+
+    a, b = GRID / "grid_bbaf2n.mpg", GRID / "grid_lwbsza.mpg"
+    out = tmp_path / "cuts.mp4"
+    subprocess.run([_ffmpeg(), "-v", "error", "-y", "-i", str(a), "-i", str(b), "-i", str(a), "-filter_complex",
+                    "[0:v][0:a][1:v][1:a][2:v][2:a]concat=n=3:v=1:a=1[v][a]", "-map", "[v]", "-map", "[a]",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(out)], check=True)
+    result = track_faces(out)
+    assert result["track_count"] == 2
+    first, second = result["tracks"]
+    seen_first = {int(b["timestamp"] // 3) for b in first["boxes"]}
+    seen_second = {int(b["timestamp"] // 3) for b in second["boxes"]}
+    assert seen_first == {0, 2} and seen_second == {1}
+
+
 def test_active_speaker_picks_whoever_talks(pair):
     result = detect_active_speaker(pair["path"], pair["tracks"])
     assert result["model"] == "active_speaker" and result["track_count"] == 2
@@ -116,6 +136,16 @@ def test_active_speaker_picks_whoever_talks(pair):
     assert mean_score(by_side["right"], ra, rb) > mean_score(by_side["left"], ra, rb) + 0.3
     assert speaking_frame_scores(by_side["left"], left_speech)["f1"] > 0.6
     assert speaking_frame_scores(by_side["right"], right_speech)["f1"] > 0.6
+
+    # With diarization, each voice is tied to the mouth that moves with it, and that face
+    # counts as speaking while its voice is heard.
+    diarization = {"segments": [{"start": a, "end": b, "speaker": "L"} for a, b in left_speech]
+                   + [{"start": a, "end": b, "speaker": "R"} for a, b in right_speech]}
+    fused = detect_active_speaker(pair["path"], pair["tracks"], diarization=diarization)
+    for track in fused["tracks"]:
+        side = next(k for k, v in by_side.items() if v["face_id"] == track["face_id"])
+        speech = left_speech if side == "left" else right_speech
+        assert speaking_frame_scores(track, speech)["f1"] > 0.8
 
 
 def test_diarization_finds_the_two_voices_of_the_sample_call():

@@ -3,8 +3,8 @@
 - Voice activity: Silero VAD (inside faster-whisper) finds the speech regions.
 - Embeddings: resemblyzer's pretrained d-vector encoder (GE2E-trained LSTM, its wheel ships
   the weights) on 1.6 s windows every 0.4 s inside speech, batched through the LSTM.
-- Clustering: spectral clustering of the cosine affinities; the number of speakers is given
-  or estimated by the eigengap of the normalised Laplacian, with a check for one speaker.
+- Clustering: with a known number of speakers, spectral clustering of the cosine affinities;
+  otherwise average-link agglomeration with a distance threshold, tiny clusters folded in.
 - Segments: each 10 ms of speech takes the label of the windows that cover it, short flips
   are smoothed away. One label at a time: overlapped speech is scored as missed.
 A stereo file with one speaker per channel (a two-track podcast recording) is split by
@@ -28,17 +28,22 @@ MIN_WINDOW_SECONDS = 0.5
 FRAME = 0.01  # resolution of the label track (s)
 MIN_SEGMENT = 0.3  # shorter label runs are merged into their neighbours
 MAX_SPEAKERS = 8
-# Mean cosine similarity of all windows above which the file is one voice (GE2E d-vectors of
-# one speaker sit around 0.8-0.9, different speakers 0.5-0.7).
-ONE_SPEAKER_SIMILARITY = 0.78
+VAD_THRESHOLD = 0.3
+# Cosine distance at which agglomeration stops: windows of one voice sit at 0.15-0.3 from each
+# other, different voices at 0.3-0.55 (telephone speech is the close end).
+AHC_DISTANCE = 0.3
+MIN_CLUSTER_SHARE = 0.1
+MIN_CLUSTER_WINDOWS = 3
 
 
 def _speech_regions(audio: np.ndarray) -> list[tuple[float, float]]:
     from faster_whisper.vad import VadOptions, get_speech_timestamps
 
     models.silero_vad()  # load through the one cache
-    options = VadOptions(threshold=0.5, min_speech_duration_ms=200, min_silence_duration_ms=250,
-                         speech_pad_ms=60)
+    # A lower threshold than Silero's 0.5: distant and quiet talkers in meeting audio hover
+    # around 0.3-0.5 (on the AMI excerpts 0.3 misses 10 % of speech instead of 18 %).
+    options = VadOptions(threshold=VAD_THRESHOLD, min_speech_duration_ms=200, min_silence_duration_ms=250,
+                         speech_pad_ms=120)
     found = get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE)
     return [(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in found]
 
@@ -88,28 +93,67 @@ def _embed_windows(audio: np.ndarray, regions: list[tuple[float, float]],
     return np.asarray(spans), embeddings
 
 
-def _spectral_labels(embeddings: np.ndarray, num_speakers: int | None) -> np.ndarray:
-    from sklearn.cluster import SpectralClustering
+def _cluster(embeddings: np.ndarray, num_speakers: int | None) -> np.ndarray:
+    """A speaker label per window.
 
+    A known count: spectral clustering of the pruned cosine affinities (better than
+    agglomeration at a fixed count on a telephone call: DER 3.5 % against 46 % on sample.wav;
+    worse where one speaker dominates and the others barely talk, as in the AMI excerpts).
+    An unknown count: average-link agglomeration at cosine distance 0.3, clusters holding under
+    10 % of the windows folded into the nearest large one (they are overlaps, laughs, a cough,
+    not a person), then a few rounds of reassignment to the nearest centroid. Measured on the
+    six development files: DER 26 % with this against 31 % with eigengap-estimated spectral.
+    """
     n = len(embeddings)
     if n == 0:
         return np.zeros(0, dtype=int)
     if num_speakers == 1 or n == 1:
         return np.zeros(n, dtype=int)
-    sim = np.clip(embeddings @ embeddings.T, 0.0, 1.0)
-    if num_speakers is None:
-        off_diag = sim[~np.eye(n, dtype=bool)]
-        if off_diag.mean() >= ONE_SPEAKER_SIMILARITY:
-            return np.zeros(n, dtype=int)
-        k = _eigengap(sim, min(MAX_SPEAKERS, n - 1))
-    else:
+    if num_speakers is not None:
+        from sklearn.cluster import SpectralClustering
+
         k = min(num_speakers, n)
-    if k <= 1:
-        return np.zeros(n, dtype=int)
-    affinity = _refine(sim)
-    labels = SpectralClustering(n_clusters=k, affinity="precomputed", random_state=0,
-                                assign_labels="cluster_qr").fit_predict(affinity)
+        affinity = _refine(np.clip(embeddings @ embeddings.T, 0.0, 1.0))
+        labels = SpectralClustering(n_clusters=k, affinity="precomputed", random_state=0,
+                                    assign_labels="cluster_qr").fit_predict(affinity)
+        return _reassign(embeddings, labels)
+    from sklearn.cluster import AgglomerativeClustering
+
+    labels = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average",
+                                     distance_threshold=AHC_DISTANCE).fit_predict(embeddings)
+    return _reassign(embeddings, _fold_small_clusters(embeddings, labels))
+
+
+def _reassign(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """A few rounds of moving each window to its nearest cluster centroid (k-means on the
+    sphere, started from the clustering's answer)."""
+    for _ in range(5):
+        ids = np.unique(labels)
+        if len(ids) <= 1:
+            break
+        centroids = np.stack([embeddings[labels == i].mean(axis=0) for i in ids])
+        centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+        updated = ids[np.argmax(embeddings @ centroids.T, axis=1)]
+        if np.array_equal(updated, labels):
+            break
+        labels = updated
     return labels
+
+
+def _fold_small_clusters(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    labels = labels.copy()
+    while True:
+        ids, counts = np.unique(labels, return_counts=True)
+        floor = max(MIN_CLUSTER_WINDOWS, MIN_CLUSTER_SHARE * len(labels))
+        small = [i for i, c in zip(ids, counts, strict=True) if c < floor]
+        big = [i for i in ids if i not in small]
+        if not small or not big:
+            return labels
+        centroids = {i: embeddings[labels == i].mean(axis=0) for i in big}
+        smallest = min(small, key=lambda i: int((labels == i).sum()))
+        members = labels == smallest
+        centre = embeddings[members].mean(axis=0)
+        labels[members] = max(big, key=lambda i: float(centre @ centroids[i]) / float(np.linalg.norm(centroids[i])))
 
 
 def _refine(sim: np.ndarray) -> np.ndarray:
@@ -123,16 +167,6 @@ def _refine(sim: np.ndarray) -> np.ndarray:
     out = np.maximum(out, out.T)
     np.fill_diagonal(out, 1.0)
     return out
-
-
-def _eigengap(sim: np.ndarray, max_k: int) -> int:
-    affinity = _refine(sim)
-    degree = affinity.sum(axis=1)
-    d = 1.0 / np.sqrt(np.maximum(degree, 1e-9))
-    laplacian = np.eye(len(sim)) - d[:, None] * affinity * d[None, :]
-    values = np.sort(np.linalg.eigvalsh(laplacian))[: max_k + 1]
-    gaps = np.diff(values)
-    return int(np.argmax(gaps[:max_k]) + 1) if len(gaps) else 1
 
 
 def _segments_from_windows(spans: np.ndarray, labels: np.ndarray, regions: list[tuple[float, float]],
@@ -245,7 +279,7 @@ def diarize(path: str | os.PathLike, *, num_speakers: int | None = None,
     models.report(progress, 0.3)
     spans, embeddings = _embed_windows(audio, regions, should_stop)
     models.report(progress, 0.8)
-    labels = _spectral_labels(embeddings, num_speakers)
+    labels = _cluster(embeddings, num_speakers)
     segments = _name_speakers(_segments_from_windows(spans, labels, regions, duration))
     models.report(progress, 1.0)
     return {"model": MODEL_NAME, "num_speakers": len({s["speaker"] for s in segments}),

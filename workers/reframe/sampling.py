@@ -74,8 +74,12 @@ def video_info(path: str | os.PathLike) -> VideoInfo:
 def iter_sampled(path: str | os.PathLike, sample_fps: float, max_side: int, *,
                  progress: Callable[[float], None] | None = None,
                  should_stop: Callable[[], bool] | None = None,
-                 info_out: list | None = None) -> Iterator[SampledFrame]:
+                 info_out: list | None = None,
+                 on_frame: Callable[[av.VideoFrame, int, float], None] | None = None) -> Iterator[SampledFrame]:
     """Frames at about ``sample_fps`` (every frame when that is at least the video's rate).
+
+    ``on_frame(frame, frame_number, time)`` sees every decoded frame (a shot detector riding
+    along the same decode).
 
     The frame number is the source frame's index at the video's rate, counted from the
     stream's start time, so boxes line up with any later frame-accurate render.
@@ -108,6 +112,8 @@ def iter_sampled(path: str | os.PathLike, sample_fps: float, max_side: int, *,
                     if start is None:
                         start = frame.time
                     t = frame.time - start
+                    if on_frame is not None:
+                        on_frame(frame, int(round(t * info.fps)), t)
                     # Half a frame of slack: a 25 fps grid sampled at 5 fps keeps every 5th frame.
                     if t + 0.5 / info.fps < next_time:
                         continue

@@ -39,6 +39,7 @@ MOTION_SLOPE = 300.0
 # Scores are averaged over this window so one blink of the landmarks does not flip a flag.
 SMOOTH_SECONDS = 0.4
 VAD_WINDOW = 512  # samples at 16 kHz, Silero's frame
+VOICE_FULL = 0.5
 # Boxes further apart than this (seconds) mean the face was not there in between.
 MAX_BOX_GAP = 1.0
 SPEAKING_THRESHOLD = 0.5
@@ -249,11 +250,16 @@ def detect_active_speaker(path: str | os.PathLike, tracks: dict, *, diarization:
     for track in track_list:
         face_id = track["face_id"]
         s = series[face_id]
+        # Silero's own decision threshold is 0.5: at or above it the voice counts fully, below
+        # it in proportion (soft onsets and quiet words sit at 0.2-0.5).
+        voice = np.minimum(1.0, s["voice"] / VOICE_FULL)
         if face_id in cues:
-            # A tied voice is strong evidence on its own; the mouth still decides overlaps.
-            score = s["voice"] * np.clip(0.45 * s["visual"] + 0.55 * cues[face_id], 0, 1)
+            # A tied voice is strong evidence on its own (also where VAD hesitates, or the
+            # mouth is hidden or still); the mouth still decides overlaps.
+            voice = np.maximum(voice, cues[face_id])
+            score = voice * np.clip(0.45 * s["visual"] + 0.55 * cues[face_id], 0, 1)
         else:
-            score = s["voice"] * s["visual"]
+            score = voice * s["visual"]
         score = _smooth(s["times"], score)
         scores = [{"timestamp": round(float(t), 3), "frame_number": int(f), "score": round(float(v), 3),
                    "speaking": bool(v >= SPEAKING_THRESHOLD)}

@@ -34,7 +34,7 @@ MIN_TRACKER_PSR = 7.0
 # because a wrong merge sends the crop to the wrong person.
 REID_DISTANCE = 0.55
 EMBED_EVERY_SECONDS = 1.0
-MAX_EMBEDDINGS_PER_SEGMENT = 8
+MAX_EMBEDDINGS_PER_SEGMENT = 4
 MIN_DETECTIONS = 2
 
 
@@ -43,7 +43,7 @@ class _Segment:
     """One uninterrupted run of a face inside one shot."""
 
     boxes: list[dict] = field(default_factory=list)
-    embeddings: list[np.ndarray] = field(default_factory=list)
+    embeddings: list[tuple[float, np.ndarray]] = field(default_factory=list)  # (timestamp, 128-d)
     detections: int = 0
     last_box: tuple[float, float, float, float] = (0, 0, 0, 0)  # x0, y0, x1, y1 at detection scale
     last_detect_time: float = 0.0
@@ -121,7 +121,7 @@ def _merge_identities(segments: list[_Segment]) -> list[list[_Segment]]:
     """Average-link agglomeration of segments by embedding; two segments seen at the same time
     are never one person."""
     clusters: list[list[_Segment]] = [[s] for s in segments]
-    means = [np.mean(s.embeddings, axis=0) if s.embeddings else None for s in segments]
+    means = [np.mean([e for _, e in s.embeddings], axis=0) if s.embeddings else None for s in segments]
 
     def overlaps(a: list[_Segment], b: list[_Segment]) -> bool:
         return any(x.start <= y.end and y.start <= x.end for x in a for y in b)
@@ -166,20 +166,26 @@ def track_faces(path: str | os.PathLike, *, sample_fps: float = 5.0, shots: list
     detector = (detector or "hog").lower()
     face_detector = models.face_detector(detector)
     cuts = _shot_starts(shots)
+    # Without shots from the caller, cuts are found on the same decode and runs are split at
+    # them afterwards: IoU alone would carry a track from one person to another across a cut
+    # that keeps faces in the same place (two single shots of an interview).
+    shot_detector = None
+    if shots is None:
+        from workers.scenes import ShotDetector
+        shot_detector = ShotDetector()
     info_out: list = []
     segments: list[_Segment] = []
     active: list[_Segment] = []
     last_frame_number = -1
     for frame in iter_sampled(path, sample_fps, DETECT_MAX_SIDE[detector], progress=progress,
-                              should_stop=should_stop, info_out=info_out):
+                              should_stop=should_stop, info_out=info_out,
+                              on_frame=shot_detector.add if shot_detector is not None else None):
         info = info_out[0]
         image = frame.image
         if any(last_frame_number < c <= frame.frame_number for c in cuts):
             active = []
         last_frame_number = frame.frame_number
-        # Small sources (GRID is 360x288) have small faces: upsample once so HOG's 80 px window fits.
-        upsample = 1 if max(image.shape[:2]) < 500 else 0
-        found = _detect(face_detector, detector, image, upsample)
+        found = _detect(face_detector, detector, image, 0)
         matched_tracks: set[int] = set()
         matched_dets: set[int] = set()
         if active and found:
@@ -223,14 +229,18 @@ def track_faces(path: str | os.PathLike, *, sample_fps: float = 5.0, shots: list
                 seg.tracker.start_track(image, dlib.drectangle(x0, y0, x1, y1))
             if (seg.last_detect_time == frame.timestamp
                     and frame.timestamp - seg.last_embed_time >= EMBED_EVERY_SECONDS
-                    and len(seg.embeddings) < MAX_EMBEDDINGS_PER_SEGMENT):
+                    # Runs are split at found cuts only at the end, so each part needs its own.
+                    and (shot_detector is not None or len(seg.embeddings) < MAX_EMBEDDINGS_PER_SEGMENT)):
                 emb = _embed(image, seg.last_box)
                 if emb is not None:
-                    seg.embeddings.append(emb)
+                    seg.embeddings.append((frame.timestamp, emb))
                     seg.last_embed_time = frame.timestamp
     if not info_out:
         raise models.ModelMissing("no frames were read")  # pragma: no cover - iter_sampled raises first
     info = info_out[0]
+    if shot_detector is not None and shot_detector.frames:
+        found_cuts = [shot.start_frame for shot in shot_detector.shots()[1:]]
+        segments = [part for seg in segments for part in _split_at(seg, found_cuts)]
     kept = [s for s in segments if s.detections >= MIN_DETECTIONS]
     for seg in kept:
         # Coasted boxes after the last detection are the tracker drifting off a face that left.
@@ -249,6 +259,25 @@ def track_faces(path: str | os.PathLike, *, sample_fps: float = 5.0, shots: list
     return {"model": MODEL_NAME, "detector": f"dlib_{detector}" + ("_mmod" if detector == "cnn" else ""),
             "video_fps": round(info.fps, 3), "total_frames": info.total_frames,
             "track_count": len(tracks), "tracks": tracks}
+
+
+def _split_at(seg: _Segment, cuts: list[int]) -> list[_Segment]:
+    """``seg`` cut into the parts that lie in one shot each."""
+    first, last = seg.boxes[0]["frame_number"], seg.boxes[-1]["frame_number"]
+    inside = [c for c in cuts if first < c <= last]
+    if not inside:
+        return [seg]
+    parts = []
+    bounds = [-1, *inside, last + 1]
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        boxes = [b for b in seg.boxes if lo <= b["frame_number"] < hi]
+        if not boxes:
+            continue
+        t0, t1 = boxes[0]["timestamp"], boxes[-1]["timestamp"]
+        part = _Segment(boxes=boxes, embeddings=[(t, e) for t, e in seg.embeddings if t0 <= t <= t1],
+                        detections=sum(1 for b in boxes if not b.get("_coast")))
+        parts.append(part)
+    return parts
 
 
 def _update(seg: _Segment, frame: SampledFrame, box, score: float | None, info, *, detected: bool,
