@@ -250,8 +250,9 @@ def diarize(path: str | os.PathLike, *, num_speakers: int | None = None,
     Raises ``NoAudioStream`` for a file without sound, ``AudioDecodeError`` for one whose sound
     cannot be decoded, ``ValueError`` for a bad ``num_speakers``, ``Cancelled`` on stop.
     """
-    if num_speakers is not None and (not isinstance(num_speakers, int) or num_speakers < 1):
-        raise ValueError(f"num_speakers must be a positive integer, got {num_speakers!r}")
+    if num_speakers is not None and (isinstance(num_speakers, bool) or not isinstance(num_speakers, int)
+                                     or not 1 <= num_speakers <= 64):
+        raise ValueError(f"num_speakers must be an integer from 1 to 64, got {num_speakers!r}")
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"media file not found: {path}")
