@@ -552,3 +552,30 @@ def test_hdbscan_adapter_matches_the_library():
     library = hdbscan.HDBSCAN(min_cluster_size=5, min_samples=4, cluster_selection_epsilon=0.1).fit(x).labels_
     assert ours.max() + 1 == 6
     assert adjusted_rand_score(library, ours) > 0.99
+
+
+def test_default_engine_runs_on_dlib_alone(engine):
+    """The default pair needs no deepface internals (nor deepface at all)."""
+    from workers.engines.faces import _DlibDetector, _DlibRecognizer
+
+    assert isinstance(engine._detector, _DlibDetector) and isinstance(engine._recognizer, _DlibRecognizer)
+    assert engine.dim == 128
+
+
+def test_deepface_adapter_finds_what_it_uses():
+    """Fails loudly when a deepface release moves what workers/engines/deepface_adapter.py uses."""
+    import importlib
+    import inspect
+
+    from deepface import DeepFace
+    from deepface.models.Detector import FacialAreaRegion
+    from deepface.modules import detection, preprocessing
+
+    from workers.engines.deepface_adapter import DOWNLOADERS
+
+    assert list(inspect.signature(DeepFace.build_model).parameters)[:2] == ["model_name", "task"]
+    assert list(inspect.signature(detection.extract_face).parameters)[:2] == ["facial_area", "img"]
+    assert callable(preprocessing.resize_image) and callable(preprocessing.normalize_input)
+    assert {"x", "y", "w", "h", "confidence", "left_eye", "right_eye"} <= set(inspect.signature(FacialAreaRegion).parameters)
+    downloader = importlib.import_module(DOWNLOADERS[0]).download_weights_if_necessary
+    assert "file_name" in inspect.signature(downloader).parameters

