@@ -125,12 +125,13 @@ def endpoint(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
             result = view(**kwargs)
             if isinstance(result, Response):  # a file (downloads): status and headers are its own
                 return result
-            code = status
-            if isinstance(result, tuple):
-                result, code = result
+            code, headers = status, {}
+            if isinstance(result, tuple):  # (body, status) or (body, status, headers)
+                result, code, *rest = result
+                headers = rest[0] if rest else {}
             if response_schema is not None:
                 result = response_schema.dump(result)
-            return result, code
+            return result, code, headers
 
         bp.add_url_rule(rule, endpoint=view.__name__, view_func=wrapper, methods=[method.upper()])
         wrapper.public = public

@@ -18,7 +18,8 @@ from app.errors import ApiError
 from app.licences import KeyRecord, KeyStore
 from workers.settings import API_PREFIX
 
-PUBLIC_PATHS = {f"{API_PREFIX}/health", f"{API_PREFIX}/openapi.json", "/api/health", "/api/v2/openapi.json"}
+PUBLIC_PATHS = {f"{API_PREFIX}/health", f"{API_PREFIX}/openapi.json", "/api/health", "/api/v2/openapi.json",
+                "/api/openapi.json"}
 # Signed URLs (uploads, previews) are checked by their signature, not a key.
 PUBLIC_PREFIXES: tuple[str, ...] = ("/api/signed/",)
 # Prefix → tiers admitted; the longest matching prefix decides.

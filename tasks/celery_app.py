@@ -37,6 +37,9 @@ def make_celery() -> Celery:
             "sightline.finalize": {"queue": ANALYSIS_QUEUE},
             "sightline.reframe.*": {"queue": ANALYSIS_QUEUE},
             "sightline.query.*": {"queue": QUERY_QUEUE},
+            # Variant scores want the visual model the query worker holds; renders are long jobs.
+            "sightline.editor.score": {"queue": QUERY_QUEUE},
+            "sightline.editor.*": {"queue": ANALYSIS_QUEUE},
         },
         task_serializer="json",
         result_serializer="json",
@@ -59,7 +62,7 @@ def make_celery() -> Celery:
         redis_retry_on_timeout=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
-        imports=("tasks.analyze", "tasks.query", "tasks.recluster", "tasks.reframe"),
+        imports=("tasks.analyze", "tasks.query", "tasks.recluster", "tasks.reframe", "tasks.editor"),
     )
     return celery
 

@@ -76,6 +76,13 @@ class Settings:
     llm_model: str = "default"
     llm_key: str | None = None
     llm_timeout_seconds: float = 60.0
+    upload_max_bytes: int = 8 * 1024 ** 3
+    signed_url_seconds: int = 3600
+    preview_max_side: int = 1280
+    ai_provider: str = "offline"
+    ai_url: str | None = None
+    ai_api_key: str | None = None
+    ai_timeout_seconds: float = 300.0
 
     @property
     def keys_file(self) -> Path:
@@ -127,4 +134,11 @@ def load_settings() -> Settings:
         llm_model=_env("LLM_MODEL", "default"),
         llm_key=_env("LLM_KEY"),
         llm_timeout_seconds=_env_float("LLM_TIMEOUT_SECONDS", 60.0),
+        upload_max_bytes=_env_int("UPLOAD_MAX_BYTES", 8 * 1024 ** 3),
+        signed_url_seconds=_env_int("SIGNED_URL_SECONDS", 3600),
+        preview_max_side=_env_int("PREVIEW_MAX_SIDE", 1280),
+        ai_provider=_env("AI_PROVIDER", "offline").lower(),
+        ai_url=_env("AI_URL"),
+        ai_api_key=_env("AI_API_KEY"),
+        ai_timeout_seconds=_env_float("AI_TIMEOUT_SECONDS", 300.0),
     )

@@ -41,12 +41,13 @@ def _pointer_to(response, param: str) -> str | None:
     return None
 
 
-def _links(op: Operation, prefix: str) -> dict:
+def _links(op: Operation, prefix: str, exclude: tuple[str, ...] = ()) -> dict:
     """OpenAPI links from this operation's reply to the operations that take what it returns
     (a started task → its status; a new watch folder → update, delete)."""
     links = {}
     for target in OPERATIONS:
-        if op.response is None or not target.path_params or target is op or not target.path.startswith(prefix):
+        if (op.response is None or not target.path_params or target is op or not target.path.startswith(prefix)
+                or target.path.startswith(exclude)):
             continue
         pointers = {param: _pointer_to(op.response, param) for param in target.path_params}
         if all(pointers.values()):
@@ -58,29 +59,30 @@ def _links(op: Operation, prefix: str) -> dict:
 
 @lru_cache(maxsize=4)
 def build_spec(prefix: str = "/api/v1/", title: str = "sightline — Jumper Public API v1",
-               version: str = "1.0.0") -> dict:
-    """The document of the operations under ``prefix`` (each API has its own document)."""
+               version: str = "1.0.0", exclude: tuple[str, ...] = (), description: str | None = None) -> dict:
+    """The document of the operations under ``prefix`` but not under any of ``exclude`` (each API
+    has its own document; the editor's ``/api/`` holds neither ``/api/v1/`` nor ``/api/v2/``)."""
     spec = APISpec(
         title=title,
         version=version,
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
-        info={"description": "Self-hosted media analysis. Every endpoint except /health needs a Pro "
-                             "licence key in the X-License-Key header (or a license_key JSON field)."},
+        info={"description": description or "Self-hosted media analysis. Every endpoint except /health needs a "
+                             "Pro licence key in the X-License-Key header (or a license_key JSON field)."},
         servers=[{"url": "/"}],
     )
     spec.components.security_scheme("LicenseKey", {"type": "apiKey", "in": "header", "name": "X-License-Key"})
     spec.components.schema("Error", schema=Error)
     paths: dict[str, dict] = {}
     for op in OPERATIONS:
-        if not op.path.startswith(prefix):
+        if not op.path.startswith(prefix) or op.path.startswith(exclude):
             continue
         operation: dict = {"summary": op.summary, "tags": [op.tag], "operationId": f"{op.method}_{op.path}",
                            "responses": {}}
         success: dict = {"description": "OK"}
         if op.response is not None:
             success["content"] = {"application/json": {"schema": op.response}}
-            if links := _links(op, prefix):
+            if links := _links(op, prefix, exclude):
                 success["links"] = links
         operation["responses"][str(op.status)] = success
         codes = set(op.errors) | ({400} if op.body or op.query else set()) | ({413} if op.body else set())

@@ -32,4 +32,5 @@ class KeyAccount(Base):
 
 
 # Areas' tables (imported last: they subclass Base above).
+from workers.db import editor as _editor  # noqa: E402, F401
 from workers.db import reframe as _reframe  # noqa: E402, F401
