@@ -36,6 +36,8 @@ REID_DISTANCE = 0.55
 EMBED_EVERY_SECONDS = 1.0
 MAX_EMBEDDINGS_PER_SEGMENT = 4
 MIN_DETECTIONS = 2
+# Frame change (workers.scenes score units) above which a cut may have happened.
+CUT_HINT_SCORE = 16.0
 
 
 @dataclass
@@ -49,7 +51,8 @@ class _Segment:
     last_detect_time: float = 0.0
     last_embed_time: float = -1e9
     tracker: object | None = None
-    closed: bool = False
+    last_image: np.ndarray | None = None  # the frame of the last detection, for the tracker
+    embeds_since_cut: int = 0
 
     @property
     def start(self) -> float:
@@ -177,6 +180,7 @@ def track_faces(path: str | os.PathLike, *, sample_fps: float = 5.0, shots: list
     segments: list[_Segment] = []
     active: list[_Segment] = []
     last_frame_number = -1
+    scored = 0
     for frame in iter_sampled(path, sample_fps, DETECT_MAX_SIDE[detector], progress=progress,
                               should_stop=should_stop, info_out=info_out,
                               on_frame=shot_detector.add if shot_detector is not None else None):
@@ -202,8 +206,13 @@ def track_faces(path: str | os.PathLike, *, sample_fps: float = 5.0, shots: list
             if i in matched_tracks:
                 still_active.append(seg)
                 continue
-            # The detector missed this face: let the correlation tracker carry it a little.
-            if seg.tracker is not None and frame.timestamp - seg.last_detect_time <= MAX_COAST_SECONDS:
+            # The detector missed this face: let the correlation tracker carry it a little. It
+            # starts only now, from the frame of the last detection (most runs never need it).
+            if frame.timestamp - seg.last_detect_time <= MAX_COAST_SECONDS and seg.last_image is not None:
+                if seg.tracker is None:
+                    x0, y0, x1, y1 = seg.last_box
+                    seg.tracker = dlib.correlation_tracker()
+                    seg.tracker.start_track(seg.last_image, dlib.drectangle(x0, y0, x1, y1))
                 psr = seg.tracker.update(image)
                 if psr >= MIN_TRACKER_PSR:
                     pos = seg.tracker.get_position()
@@ -212,7 +221,6 @@ def track_faces(path: str | os.PathLike, *, sample_fps: float = 5.0, shots: list
                         _update(seg, frame, box, None, info, detected=False, psr=psr)
                         still_active.append(seg)
                         continue
-            seg.closed = True
         active = still_active
         for c, (box, score) in enumerate(found):
             if c in matched_dets:
@@ -221,20 +229,27 @@ def track_faces(path: str | os.PathLike, *, sample_fps: float = 5.0, shots: list
             _update(seg, frame, box, score, info, detected=True)
             segments.append(seg)
             active.append(seg)
+        if shot_detector is not None:
+            # A frame change as large as a cut's: the faces after it may be other people, so
+            # they get fresh embeddings (runs are split at the real cuts at the end).
+            recent = shot_detector.scores[scored:]
+            scored = len(shot_detector.scores)
+            if recent and max(recent) >= CUT_HINT_SCORE:
+                for seg in active:
+                    seg.embeds_since_cut = 0
+                    seg.last_embed_time = -1e9
         for seg in active:
-            if seg.detections and seg.boxes[-1]["timestamp"] == frame.timestamp and seg.tracker is None:
-                seg.tracker = dlib.correlation_tracker()
-            if seg.tracker is not None and seg.last_detect_time == frame.timestamp:
-                x0, y0, x1, y1 = seg.last_box
-                seg.tracker.start_track(image, dlib.drectangle(x0, y0, x1, y1))
-            if (seg.last_detect_time == frame.timestamp
-                    and frame.timestamp - seg.last_embed_time >= EMBED_EVERY_SECONDS
-                    # Runs are split at found cuts only at the end, so each part needs its own.
-                    and (shot_detector is not None or len(seg.embeddings) < MAX_EMBEDDINGS_PER_SEGMENT)):
+            if seg.last_detect_time != frame.timestamp:
+                continue
+            seg.tracker = None
+            seg.last_image = image
+            if (frame.timestamp - seg.last_embed_time >= EMBED_EVERY_SECONDS
+                    and seg.embeds_since_cut < MAX_EMBEDDINGS_PER_SEGMENT):
                 emb = _embed(image, seg.last_box)
                 if emb is not None:
                     seg.embeddings.append((frame.timestamp, emb))
                     seg.last_embed_time = frame.timestamp
+                    seg.embeds_since_cut += 1
     if not info_out:
         raise models.ModelMissing("no frames were read")  # pragma: no cover - iter_sampled raises first
     info = info_out[0]
