@@ -24,7 +24,7 @@ from scipy.optimize import linear_sum_assignment
 
 from workers.media.audio import SAMPLE_RATE, decode_audio
 from workers.reframe import models
-from workers.reframe.sampling import iter_sampled
+from workers.reframe.sampling import iter_sampled, video_info
 
 MODEL_NAME = "active_speaker"
 # Mouth motion needs more than the tracker's 5 fps: syllables come at 4-6 Hz.
@@ -220,8 +220,13 @@ def detect_active_speaker(path: str | os.PathLike, tracks: dict, *, diarization:
     def visual_progress(fraction: float) -> None:
         models.report(progress, 0.1 + 0.8 * fraction)
 
-    for frame in iter_sampled(path, VISUAL_FPS, LANDMARK_MAX_SIDE, progress=visual_progress,
-                              should_stop=should_stop, info_out=info_out):
+    # No face, nothing to look at: one cheap probe instead of decoding the pictures.
+    frames = (iter_sampled(path, VISUAL_FPS, LANDMARK_MAX_SIDE, progress=visual_progress,
+                           should_stop=should_stop, info_out=info_out)
+              if any(t["boxes"] for t in track_list) else iter(()))
+    if not any(t["boxes"] for t in track_list):
+        info_out.append(video_info(path))
+    for frame in frames:
         fps = info_out[0].fps
         for track in track_list:
             if not track["boxes"]:
