@@ -137,18 +137,22 @@ def test_a_long_export_reports_progress_and_the_server_keeps_answering(server, t
     with ProgressListener(server.base) as listener:
         listener.join(body["task_id"])
         with ThreadPoolExecutor(1) as pool:
+            export_started = time.monotonic()
             export = pool.submit(server.post, "/export/clips", body)
-            answered = 0
+            latencies = []
             while not export.done():
                 started = time.monotonic()
-                assert requests.get(f"{server.api}/health", timeout=5).ok
-                assert time.monotonic() - started < 2, "the server stalled during an export"
-                answered += 1
-                time.sleep(0.3)
+                assert requests.get(f"{server.api}/health", timeout=60).ok
+                latencies.append(time.monotonic() - started)
+                time.sleep(0.1)
             response = export.result()
+            export_seconds = time.monotonic() - export_started
         assert listener.done[body["task_id"]].wait(10)
     assert response.status_code == 200 and response.json()["summary"] == "1/1 clips exported successfully"
-    assert answered >= 3
+    # Relative to the export itself, so it holds on a fast or a loaded machine: a server that
+    # blocked while exporting would answer only when the export is done.
+    assert len(latencies) >= 2
+    assert max(latencies) < max(1.0, export_seconds / 2), (latencies, export_seconds)
     progress = [e["progress"] for e in listener.events[body["task_id"]]]
     assert progress == sorted(progress) and progress[-1] == 100
     assert any(0 < p < 100 for p in progress)

@@ -232,6 +232,13 @@ def test_missing_and_unknown_models(tmp_path):
 
 
 def test_pull_fails_fast_with_the_import_alternative_when_the_hub_is_unreachable(tmp_path, monkeypatch):
+    # The hub is made unreachable here (a closed local port), so the test means the same on a
+    # machine with internet access, where it would otherwise download the checkpoint.
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(proxy, raising=False)
     started = time.monotonic()
     with pytest.raises(PullError, match="sightline models import clip-vit-b32"):
         pull_model("clip-vit-b32", progress=False, models_dir=tmp_path)
