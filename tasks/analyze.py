@@ -149,6 +149,12 @@ def _speech_step(info, cache_dir, hash_str, job, models, reporter, should_cancel
     language = job.speech.language
     same = existing and existing.get("model_key") == models.speech and (
         language in (None, "", "auto") or existing.get("language_requested", language) == language)
+    if same and "channels" not in existing:
+        # Made before channels were analysed: a file with one speaker per channel was
+        # transcribed as a garbled downmix, so a multichannel file is transcribed again.
+        from workers.media.audio import audio_channel_count
+
+        same = audio_channel_count(info.path) < 2
     if not same:
         transcribe_file(info.path, cache_dir, hash_str, language, models.speech,
                         progress=lambda p: reporter.file_progress(info.path, "speech", p),

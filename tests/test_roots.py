@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+import requests
 from flask import Flask
 from marshmallow import Schema, fields
 from PIL import Image
@@ -157,3 +158,14 @@ def test_other_fields_errors_come_after_the_roots(fenced):
                                       "output_dir": str(folders["exports"])}).status_code == 400
     assert srv.request("PUT", "/watch-folders/no-such-folder",
                        json={"folder_path": str(folders["media"])}).status_code == 404
+
+
+def test_reframe_ingest_of_a_local_file_outside_the_roots_is_403(fenced):
+    """/api/v2/ingest takes a URL or a path in one string field: a local one is a path too."""
+    srv, folders = fenced
+    outside = folders["outside"] / "counter.mp4"
+    for url in (str(outside), outside.as_uri(), f"{folders['media']}/../outside/counter.mp4"):
+        response = requests.post(f"{srv.base}/api/v2/ingest", json={"url": url}, timeout=60,
+                                 headers={"X-License-Key": srv.pro_key})
+        assert response.status_code == 403, (url, response.text)
+        assert "url" in response.json()["error"]
