@@ -14,6 +14,7 @@ import pytest
 from tests.tiny_models import build_tiny_clip, build_tiny_siglip, build_tiny_siglip2, empty_tokenizer_copy
 from workers.engines import catalogue
 from workers.engines.base import ModelUnavailable
+from workers.engines.onnx_visual import int8_weight_type
 from workers.engines.visual import (
     TokenizerError,
     TransformersVisualEngine,
@@ -184,6 +185,26 @@ def test_a_record_from_another_machine_is_timed_again_without_exporting_again(tm
     engine("moved", tmp_path, "auto").load()
     assert json.loads((folder / "vision.json").read_text())["machine"] == record["machine"]
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.onnx")} == stamps
+
+
+def test_int8_weights_follow_the_cpu_and_a_foreign_quantization_is_redone(tmp_path, sources):
+    """Signed int8 weights saturate without VNNI (measured: agreement 0.93 on an AVX2
+    Haswell), so a machine re-quantizes an export another kind of CPU made."""
+    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    vnni = bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags.split(":", 1)[1].split()))
+    assert int8_weight_type() == ("s8" if vnni else "u8")
+    import_model("shared", sources["tiny-clip"], models_dir=tmp_path)
+    engine("shared", tmp_path, "auto").load()
+    folder = tmp_path / "shared" / "onnx"
+    record = json.loads((folder / "vision.json").read_text())
+    assert record["int8_weights"] == int8_weight_type() and record["runtimes"]["onnx-int8"]["agrees"]
+    other = "u8" if int8_weight_type() == "s8" else "s8"
+    (folder / "vision.json").write_text(json.dumps(record | {"machine": "another CPU x64", "int8_weights": other}))
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.onnx")}
+    engine("shared", tmp_path, "auto").load()
+    assert json.loads((folder / "vision.json").read_text())["int8_weights"] == int8_weight_type()
+    now = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.onnx")}
+    assert now["vision.onnx"] == stamps["vision.onnx"] and now["vision.int8.onnx"] != stamps["vision.int8.onnx"]
 
 
 def test_a_replaced_checkpoint_is_exported_again(tmp_path, sources):
