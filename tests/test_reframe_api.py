@@ -266,6 +266,10 @@ def test_reframe_llm_follows_the_llm_choice(v2, v2_media, llm, tmp_path):
     assert sent["path"] == "/v1/chat/completions" and sent["auth"] == "Bearer sk-test"
     assert sent["body"]["model"] == "fake-director"
     assert "Keep the woman on the right in frame" in sent["body"]["messages"][-1]["content"]
+    told = json.loads(sent["body"]["messages"][-1]["content"])["scenes"]
+    assert any(line["text"] for scene in told for line in scene["speech"])  # the transcript went along
+    # The diarization stored by the test before (same content) ties voices to faces.
+    assert any(f.get("voice") for scene in told for f in scene["faces"])
     assert result["llm"]["choices"] and all(c["face_id"] is not None for c in result["llm"]["choices"])
     out = tmp_path / "square.mp4"
     out.write_bytes(call(v2, "GET", f"/download/{video_id}", params={"suffix": "_reframe"}).content)

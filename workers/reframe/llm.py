@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import requests
 
 SYSTEM = (
     "You direct the vertical (9:16) cut of a horizontal video. For each scene you choose the one "
-    "face the frame should keep, given who is on screen, who speaks and what they say, and the "
+    "face the frame should keep, given who is on screen, who speaks (a face's 'voice' is the "
+    "transcript speaker heard while its mouth moves) and what they say, and the "
     "editor's instructions. Answer with JSON only: "
     '{"scenes": [{"scene": <index>, "face_id": <a face_id listed for that scene, or null>, '
     '"reason": "<a few words>"}]}'
@@ -37,6 +39,16 @@ class Choice:
     reason: str
 
 
+def speaker_of(segments: list[dict], start: float, end: float):
+    """The diarization speaker who talks longest within [start, end] (None: nobody)."""
+    totals: dict = {}
+    for segment in segments:
+        overlap = min(end, segment["end"]) - max(start, segment["start"])
+        if overlap > 0:
+            totals[segment["speaker"]] = totals.get(segment["speaker"], 0.0) + overlap
+    return max(totals, key=totals.get) if totals else None
+
+
 def _position(x_fraction: float) -> str:
     return "left" if x_fraction < 0.4 else "right" if x_fraction > 0.6 else "centre"
 
@@ -46,8 +58,9 @@ def describe_scenes(scenes: list[dict], face_tracks: dict, active_speaker: dict 
     """What the model is told per scene: its time span, the faces in it (where, how much they
     speak) and the transcript lines spoken in it, with diarization's speaker labels."""
     speaking = {t["face_id"]: t.get("scores") or [] for t in (active_speaker or {}).get("tracks") or []}
-    lines = [(s["start"], s["end"], s.get("speaker"), s.get("text", "").strip())
-             for s in (transcription or {}).get("segments") or []]
+    voices = (diarization or {}).get("segments") or []
+    lines = [(s["start"], s["end"], s.get("speaker") or (speaker_of(voices, s["start"], s["end"]) if voices else None),
+              s.get("text", "").strip()) for s in (transcription or {}).get("segments") or []]
     if not lines:
         lines = [(s["start"], s["end"], s.get("speaker"), "") for s in (diarization or {}).get("segments") or []]
     described = []
@@ -61,9 +74,16 @@ def describe_scenes(scenes: list[dict], face_tracks: dict, active_speaker: dict 
                 continue
             x = sum(b["x"] + b["width"] / 2 for b in boxes) / len(boxes) / max(1, src_w)
             scores = [s for s in speaking.get(track["face_id"], []) if start <= s["timestamp"] <= end]
-            faces.append({"face_id": track["face_id"], "position": _position(x),
-                          "speaking_fraction": round(sum(bool(s["speaking"]) for s in scores) / len(scores), 2)
-                          if scores else None})
+            face = {"face_id": track["face_id"], "position": _position(x),
+                    "speaking_fraction": round(sum(bool(s["speaking"]) for s in scores) / len(scores), 2)
+                    if scores else None}
+            if voices:
+                # The voice heard while this mouth moves: ties transcript speakers to faces.
+                heard = Counter(speaker_of(voices, s["timestamp"] - 0.2, s["timestamp"] + 0.2)
+                                for s in scores if s["speaking"])
+                heard.pop(None, None)
+                face["voice"] = heard.most_common(1)[0][0] if heard else None
+            faces.append(face)
         said = []
         for line_start, line_end, speaker, text in lines:
             if line_end >= start and line_start <= end and budget > 0:

@@ -140,26 +140,13 @@ def diarization(media: Media, params: dict, inputs: dict, progress: Progress, sh
                               should_stop=should_stop))
 
 
-def speaker_at(segments: list[dict], start: float, end: float):
-    """The diarization speaker who talks longest within [start, end] (None: nobody)."""
-    best, best_overlap = None, 0.0
-    totals: dict = {}
-    for segment in segments:
-        overlap = min(end, segment["end"]) - max(start, segment["start"])
-        if overlap > 0:
-            totals[segment["speaker"]] = totals.get(segment["speaker"], 0.0) + overlap
-    for speaker, overlap in totals.items():
-        if overlap > best_overlap:
-            best, best_overlap = speaker, overlap
-    return best
-
-
 def transcription(media: Media, params: dict, inputs: dict, progress: Progress, should_stop: Stop,
                   out_dir: Path) -> StepOutput:
     from workers.engines.speech import normalize_language
     from workers.media.audio import decode_audio
     from workers.pipeline import Cancelled
     from workers.pipeline.speech import get_speech_engine
+    from workers.reframe.llm import speaker_of
     from workers.settings import load_settings
 
     if not media.has_audio:
@@ -182,7 +169,7 @@ def transcription(media: Media, params: dict, inputs: dict, progress: Progress, 
     for segment in result.segments:
         segments.append({
             "start": round(segment.start, 3), "end": round(segment.end, 3), "text": segment.text.strip(),
-            "speaker": speaker_at(who, segment.start, segment.end) if who else None,
+            "speaker": speaker_of(who, segment.start, segment.end) if who else None,
             "words": [{"start": round(w.start, 3), "end": round(w.end, 3), "word": w.word,
                        "probability": round(float(w.probability), 4)} for w in segment.words],
         })
