@@ -152,9 +152,10 @@ def _speech_step(info, cache_dir, hash_str, job, models, reporter, should_cancel
     if same and "channels" not in existing:
         # Made before channels were analysed: a file with one speaker per channel was
         # transcribed as a garbled downmix, so a multichannel file is transcribed again.
-        from workers.media.audio import audio_channel_count
+        from workers.media.audio import audio_channels
 
-        same = audio_channel_count(info.path) < 2
+        count, surround = audio_channels(info.path)
+        same = count < 2 or surround
     if not same:
         transcribe_file(info.path, cache_dir, hash_str, language, models.speech,
                         progress=lambda p: reporter.file_progress(info.path, "speech", p),

@@ -134,3 +134,27 @@ def test_mono_files_have_no_channel_fields(tmp_path):
     transcribe_file(str(media), tmp_path / "cache", "00000000000000dd", "en", MODEL)
     stored = transcripts.load_transcript(tmp_path / "cache", "00000000000000dd")
     assert "channels" not in stored and all("channel" not in s for s in stored["segments"])
+
+
+def test_a_surround_mix_is_downmixed_not_split(tmp_path):
+    """5.1 keeps dialogue in the centre: even with different voices on its channels it is one
+    transcript, as before."""
+    import av
+
+    left, right = two_speaker_channels()
+    silent = np.zeros_like(left)
+    planes = np.stack([left, right, silent, silent, silent, silent])  # FL FR FC LFE BL BR
+    media = tmp_path / "film.flac"
+    with av.open(str(media), "w") as container:
+        stream = container.add_stream("flac", rate=16000, layout="5.1")
+        frame = av.AudioFrame.from_ndarray((planes * 32767).astype(np.int16).T.reshape(1, -1).copy(),
+                                           format="s16", layout="5.1")
+        frame.sample_rate = 16000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    assert distinct_channels(decode_channels(media)).distinct  # the channels do differ ...
+    transcribe_file(str(media), tmp_path / "cache", "0000000000000051", "en", MODEL)
+    stored = transcripts.load_transcript(tmp_path / "cache", "0000000000000051")
+    assert stored["channels"] == {"count": 6, "split": False, "speech_channels": [], "correlation": 1.0,
+                                  "own_speech_s": [], "analysed_s": 0.0}  # ... but it is a film mix
+    assert all("channel" not in s for s in stored["segments"])

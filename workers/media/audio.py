@@ -35,13 +35,26 @@ def has_audio_stream(path: str | os.PathLike) -> bool:
 
 def audio_channel_count(path: str | os.PathLike) -> int:
     """Channels of the first audio track (0 when there is none or the file cannot be read)."""
+    return audio_channels(path)[0]
+
+
+def audio_channels(path: str | os.PathLike) -> tuple[int, bool]:
+    """``(channels, surround)`` of the first audio track; ``surround`` when its layout has an
+    LFE channel (5.1, 7.1: a film mix, dialogue in the centre, not one speaker per channel).
+    ``(0, False)`` when there is no audio track or the file cannot be read."""
     try:
         with av.open(os.fspath(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
-                return 0
-            return int(container.streams.audio[0].codec_context.channels or 0)
+                return 0, False
+            stream = container.streams.audio[0]
+            count = int(stream.codec_context.channels or 0)
+            try:
+                names = {channel.name for channel in stream.layout.channels}
+            except (AttributeError, ValueError):
+                names = set()
+            return count, "LFE" in names
     except (av.error.FFmpegError, OSError):
-        return 0
+        return 0, False
 
 
 def downmix(channels: np.ndarray) -> np.ndarray:
@@ -244,8 +257,9 @@ def distinct_channels(channels: np.ndarray, sample_rate: int = SAMPLE_RATE, *,
     any_speech = speech.any(axis=0)
     if np.count_nonzero(any_speech) < 2:
         return same
-    envelopes = np.corrcoef(level_db[:, any_speech])
-    if np.nanmin(envelopes[np.triu_indices(count, 1)]) >= _SAME_VOICE_ENVELOPE:
+    heard = np.flatnonzero(live)  # silent channels have a flat envelope: no correlation to take
+    envelopes = np.corrcoef(level_db[heard][:, any_speech])
+    if np.nanmin(envelopes[np.triu_indices(len(heard), 1)]) >= _SAME_VOICE_ENVELOPE:
         return same
     own = np.zeros(count)
     for c in range(count):

@@ -29,7 +29,7 @@ from workers.engines.speech import (
 )
 from workers.media.audio import (
     ChannelReport,
-    audio_channel_count,
+    audio_channels,
     decode_audio,
     decode_channels,
     distinct_channels,
@@ -146,10 +146,15 @@ def decode_for_speech(media_path: str) -> tuple[list, list[int | None], ChannelR
     A mono file is one track. A file whose channels carry different speakers (one lavalier
     per speaker: :func:`~workers.media.audio.distinct_channels`) gives one track per speaking
     channel, so each voice is transcribed alone instead of as a garbled mix; any other
-    multichannel file is downmixed as before, one track with channel None.
+    multichannel file, and any surround (5.1, 7.1) mix, is downmixed as before: one track
+    with channel None.
     """
-    if audio_channel_count(media_path) < 2:
+    count, surround = audio_channels(media_path)
+    if count < 2:
         return [decode_audio(media_path)], [None], None
+    if surround:
+        # A surround mix keeps its dialogue in the centre: downmixed, as before.
+        return [decode_audio(media_path)], [None], ChannelReport(count, False)
     channels = decode_channels(media_path)
     split = distinct_channels(channels)
     if split.distinct:
