@@ -5,7 +5,8 @@
 Starts ``sightline serve`` on a temporary home and measures through HTTP, as a client sees it:
 
 - ``preview_frame`` / ``grade_preview``: POST the preview, then GET the JPEG, at a different
-  frame (and for grades a different brightness) each time, so no preview cache helps. p50/p99 ms.
+  frame (and for grades a different brightness) each time, so no preview cache helps. p50/p99 ms,
+  measured once the asset's preview proxy exists (``proxy_ready_s``: how long that took).
 - ``export``: a ``--minutes`` timeline (x264, 2 s GOP) with ``--edits`` cuts (each removes one
   second at a time between keyframes), exported through /api/export (stream copy of the whole
   GOPs, re-encode of the heads and tails), against one plain ffmpeg command that re-encodes the
@@ -64,8 +65,13 @@ def main() -> None:
             api = f"{server.base}/api"
             preview_src = tmp / "preview1080.mp4"
             _source(preview_src, 20, 1080)
+            started = time.perf_counter()
             project = session.post(f"{api}/project", json={"name": "bench", "video_url": str(preview_src)}).json()
             segment = project["segments"][0]["id"]
+            # Previews come from the asset's proxy once the worker has made it (the steady state).
+            while not session.get(f"{api}/project/{project['id']}").json()["assets"][0]["proxy"]:
+                time.sleep(0.2)
+            out["proxy_ready_s"] = round(time.perf_counter() - started, 2)
             frames, grades = [], []
             for number in range(args.requests):
                 ts = (number * 7.31) % 19.5

@@ -77,6 +77,7 @@ class Asset(Base):
     height = fields.Integer(allow_none=True)
     has_audio = fields.Boolean()
     error = fields.String(allow_none=True)
+    proxy = fields.Boolean(metadata={"description": "whether its preview proxy exists (previews are faster)"})
 
 
 class Segment(Base):

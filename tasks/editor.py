@@ -33,9 +33,29 @@ def _now() -> datetime:
 
 
 def _project_dir(project_id: str) -> Path:
+    from workers.editor import project_dir
     from workers.settings import load_settings
 
-    return load_settings().data_dir / "editor" / project_id
+    return project_dir(load_settings().data_dir, project_id)
+
+
+@celery_app.task(name="sightline.editor.proxy")
+def proxy(project_id: str, asset_id: str, path: str) -> dict:
+    """Make an asset's preview proxy (previews use the source until it exists)."""
+    from workers.editor import proxy_path
+    from workers.editor.render import inspect, make_proxy
+    from workers.settings import load_settings
+
+    settings = load_settings()
+    target = proxy_path(settings.data_dir, project_id, asset_id)
+    if target.exists():
+        return {"proxy": str(target)}
+    try:
+        make_proxy(inspect(path), target, settings.preview_max_side)
+    except Exception as exc:  # noqa: BLE001 - previews fall back to the source; nothing else depends on it
+        log.warning("no proxy for asset %s: %s", asset_id, exc)
+        return {"error": str(exc)}
+    return {"proxy": str(target)}
 
 
 def _asset_from(info, **fields):
@@ -95,6 +115,7 @@ def ingest(job_id: str) -> dict:
         session.add(EditorSegment(project_id=project_id, asset_id=asset_id, start_ts=0.0, end_ts=info.duration,
                                   source="original", order_index=len(active_segments(session, project_id))))
         job.status = "completed"
+    proxy.delay(project_id, asset_id, str(target))
     return {"asset_id": asset_id}
 
 

@@ -227,6 +227,24 @@ def test_split_trim_delete_and_frame_accuracy(editor, reference_frames):
     assert a.call("POST", f"/project/{pid}/preview/strip", json={"start": 1, "end": 0.5}).status_code == 400
 
 
+def test_previews_from_the_proxy_are_frame_exact(editor, reference_frames):
+    a, media = editor["a"], editor["media"]
+    project = _project(a, media)
+    deadline = time.monotonic() + 180
+    while not a.ok("GET", f"/project/{project['id']}")["assets"][0]["proxy"]:
+        assert time.monotonic() < deadline, "the preview proxy was never made"
+        time.sleep(0.3)
+    for ts, expected in ((0.0, 0), (0.79, 7), (0.8, 8), (1.65, 16), (2.95, 29)):
+        frame = a.ok("POST", f"/project/{project['id']}/preview/frame", json={"ts": ts})
+        assert frame_number(_jpeg(frame["frame_url"]), reference_frames) == expected, ts
+    strip = a.ok("POST", f"/project/{project['id']}/preview/strip", json={"start": 0.3, "end": 3.0, "fps": 2})
+    assert [frame_number(_jpeg(f["frame_url"]), reference_frames) for f in strip["frames"]] == \
+        [3, 8, 13, 18, 23, 28]
+    seg = project["segments"][0]["id"]
+    graded = _jpeg(a.ok("POST", f"/segment/{seg}/grade-preview", json={"ts": 2.0})["preview_frame_url"])
+    assert frame_number(graded, reference_frames) == 20
+
+
 def _luma(image: Image.Image) -> float:
     return float(np.asarray(image.convert("L"), dtype=np.float32).mean())
 

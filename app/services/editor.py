@@ -27,6 +27,7 @@ from app import signed
 from app.errors import ApiError
 from app.paths import check_media
 from tasks.celery_app import celery_app
+from workers import editor as layout
 from workers.db import credits, session_scope
 from workers.db.editor import (
     EditorAiOperation,
@@ -66,13 +67,22 @@ def _iso(value: datetime | float | None) -> str | None:
 
 
 def project_dir(project_id: str) -> Path:
-    return load_settings().data_dir / "editor" / project_id
+    return layout.project_dir(load_settings().data_dir, project_id)
+
+
+def _proxy(asset: EditorAsset) -> Path:
+    return layout.proxy_path(load_settings().data_dir, asset.project_id, asset.id)
+
+
+def _want_proxy(project_id: str, asset_id: str, path: str) -> None:
+    _send("sightline.editor.proxy", [project_id, asset_id, path])
 
 
 def _asset_dict(asset: EditorAsset) -> dict:
     return {"id": asset.id, "origin": asset.origin, "status": asset.status, "file_name": asset.file_name,
             "duration": asset.duration, "fps": asset.fps, "width": asset.width, "height": asset.height,
-            "has_audio": asset.has_audio, "error": asset.error}
+            "has_audio": asset.has_audio, "error": asset.error,
+            "proxy": asset.status == "ready" and _proxy(asset).exists()}
 
 
 def _segment_dict(segment: EditorSegment, asset: EditorAsset | None, timeline_start: float | None = None) -> dict:
@@ -212,7 +222,7 @@ def _add_ready_asset(session: Session, project_id: str, asset: EditorAsset, info
 
 def create_project(key_id: str, data: dict) -> dict:
     video_url = data.get("video_url")
-    path = ingest_job = None
+    path = ingest_job = proxy_for = None
     if video_url:
         path = _local_path(video_url)
         if path is None and not re.match(r"^https?://", video_url, re.IGNORECASE):
@@ -236,6 +246,7 @@ def create_project(key_id: str, data: dict) -> dict:
             session.add(asset)
             session.flush()
             _add_ready_asset(session, project.id, asset, info)
+            proxy_for = (project.id, asset.id, path)
         elif video_url:
             asset = EditorAsset(project_id=project.id, origin="url", status="pending", source_url=video_url,
                                 file_name=os.path.basename(urlparse(video_url).path) or "video")
@@ -248,6 +259,8 @@ def create_project(key_id: str, data: dict) -> dict:
         result = _project_dict(session, project)
     if ingest_job:
         _send("sightline.editor.ingest", [ingest_job])
+    if proxy_for:
+        _want_proxy(*proxy_for)
     return result
 
 
@@ -420,6 +433,7 @@ def _finish_upload(asset_id: str, project_id: str, part: Path, nonce: str):
         segment = _add_ready_asset(session, project_id, asset, info)
         answer = {"asset_id": asset_id, "status": "ready", "complete": True, "received": asset.size,
                   "total": asset.size, "asset": _asset_dict(asset), "segment": _segment_dict(segment, asset)}
+    _want_proxy(project_id, asset_id, str(final))
     return answer, 201
 
 
@@ -444,11 +458,22 @@ def _frame_file(asset: EditorAsset, source_ts: float, grade: Grade | None = None
     source = source_of(asset)
     index = min(render.frame_index(source_ts, source.fps), source.frame_count - 1)
     filters = grade.filters() if grade else []
-    key = hashlib.sha1(f"{asset.id}|{index}|{'|'.join(filters)}|{settings.preview_max_side}".encode()).hexdigest()
-    target = project_dir(asset.project_id) / "previews" / f"{key[:24]}.jpg"
+    # The proxy (preview size, short GOP) when it is there and has every frame; else the source.
+    frames_from, via = source, "source"
+    proxy = _proxy(asset)
+    if proxy.exists():
+        try:
+            stat = proxy.stat()
+            candidate = _inspect_cached(str(proxy), stat.st_mtime, stat.st_size)
+            if abs(candidate.fps - source.fps) < 1e-3 and candidate.frame_count >= source.frame_count:
+                frames_from, via = candidate, "proxy"
+        except (OSError, MediaError):
+            pass
+    key = hashlib.sha1(f"{asset.id}|{index}|{'|'.join(filters)}|{settings.preview_max_side}|{via}".encode())
+    target = project_dir(asset.project_id) / "previews" / f"{key.hexdigest()[:24]}.jpg"
     if not target.exists():
         try:
-            render.extract_frame(source, index / source.fps, target, filters, settings.preview_max_side)
+            render.extract_frame(frames_from, index / source.fps, target, filters, settings.preview_max_side)
         except FFmpegError as exc:
             raise ApiError(409, f"could not render that frame: {exc}") from None
     return target

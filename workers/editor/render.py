@@ -121,6 +121,25 @@ def extract_frame(source: SourceInfo, ts: float, target: Path, filters: list[str
         temp.unlink(missing_ok=True)
 
 
+PROXY_GOP = 8
+
+
+def make_proxy(source: SourceInfo, target: Path, max_side: int = 1280) -> Path:
+    """A preview proxy: the source at preview size with a keyframe every ``PROXY_GOP`` frames and
+    no B-frames, so any frame decodes from at most 8 small ones (a long-GOP 1080p source can need
+    60 full-size decodes). Frame times are passed through: frame i is at the same time in both."""
+    width, height = scaled_size(source.width, source.height, max_side)
+    temp = _temp_beside(target, ".mp4")
+    args = ["-y", "-i", source.path, "-map", "0:v:0", "-an", "-sn", "-vf", f"scale={width}:{height},format=yuv420p",
+            "-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "veryfast", "-crf", "16",
+            "-g", str(PROXY_GOP), "-bf", "0", "-movflags", "+faststart", "-f", "mp4", str(temp)]
+    try:
+        run_ffmpeg(args, timeout=RENDER_TIMEOUT)
+        return _finish(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
 def render_range(source: SourceInfo, start: float, end: float, target: Path, filters: list[str] | None = None,
                  progress: Callable[[float], None] | None = None) -> Path:
     """Re-encode ``[start, end)`` of ``source`` (H.264/AAC mp4, same size and rate) with ``filters``."""
