@@ -183,6 +183,11 @@ def test_uploads_whole_chunked_refused_and_expired(editor):
     started = a.ok("POST", f"/project/{project['id']}/upload", 201, json={"file_name": "huge.mp4"})
     huge = requests.put(started["upload_url"], data=data[:10], headers={"Content-Range": f"bytes 0-9/{10 ** 13}"})
     assert huge.status_code == 413
+    # The API's 64 MiB body limit does not apply to upload URLs (SIGHTLINE_UPLOAD_MAX_BYTES does).
+    big = 65 * 1024 * 1024
+    started = a.ok("POST", f"/project/{project['id']}/upload", 201, json={"file_name": "big.mp4"})
+    chunk = requests.put(started["upload_url"], data=bytes(big), headers={"Content-Range": f"bytes 0-{big - 1}/{big + 10}"})
+    assert chunk.status_code == 202 and chunk.json()["received"] == big
 
 
 def test_split_trim_delete_and_frame_accuracy(editor, reference_frames):
