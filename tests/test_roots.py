@@ -169,3 +169,14 @@ def test_reframe_ingest_of_a_local_file_outside_the_roots_is_403(fenced):
                                  headers={"X-License-Key": srv.pro_key})
         assert response.status_code == 403, (url, response.text)
         assert "url" in response.json()["error"]
+
+
+def test_editor_project_from_a_local_file_outside_the_roots_is_403(fenced):
+    """/api/project takes ``video_url``: a local path or file:// URL is a path too."""
+    srv, folders = fenced
+    outside = folders["outside"] / "counter.mp4"
+    for url in (str(outside), outside.as_uri(), f"{folders['media']}/../outside/counter.mp4"):
+        response = requests.post(f"{srv.base}/api/project", json={"name": "p", "video_url": url}, timeout=60,
+                                 headers={"X-License-Key": srv.pro_key})
+        assert response.status_code == 403, (url, response.text)
+        assert "video_url" in response.json()["error"]
