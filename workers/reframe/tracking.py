@@ -22,9 +22,15 @@ from workers.reframe import models
 from workers.reframe.sampling import SampledFrame, iter_sampled
 
 MODEL_NAME = "face_tracking_yolov8"
-# Longest side of the frame the detector sees. dlib's HOG finds faces down to ~80 px at no
-# upsampling, so a 1280x720 interview at 800 px still finds a 130 px face; CNN is costlier.
+# Longest side of the frame the detector sees when no face turns up in the probe frames (and
+# always for CNN, which is costlier and upsamples itself). dlib's HOG finds faces down to
+# ~80 px at no upsampling, so for HOG the side is chosen per video: a few frames are probed at
+# up to 1280 px and the frame is scaled so the smaller faces come out ~100 px (640-1280 px).
 DETECT_MAX_SIDE = {"hog": 800, "cnn": 640}
+PROBE_FRAMES = 6
+PROBE_MAX_SIDE = 1280
+TARGET_FACE_PX = 100
+MIN_DETECT_SIDE = 640
 MATCH_IOU = 0.3
 # A correlation tracker carries a track through at most this many seconds without detection.
 MAX_COAST_SECONDS = 1.0
@@ -89,6 +95,30 @@ def _detect(detector, kind: str, image: np.ndarray, upsample: int) -> list[tuple
         if isinstance(rect, dlib.rectangle):
             out.append(((rect.left(), rect.top(), rect.right(), rect.bottom()), float(score)))
     return out
+
+
+def _detection_side(path: str | os.PathLike, kind: str, face_detector) -> int:
+    """The long side to scale frames to so HOG sees this video's faces at a size it finds."""
+    if kind != "hog":
+        return DETECT_MAX_SIDE[kind]
+    from workers.media.frames import frame_at
+    from workers.media.probe import probe
+
+    info = probe(path)
+    long_side = max(info.width, info.height)
+    if info.kind != "video" or info.duration <= 0 or long_side <= 0:
+        return DETECT_MAX_SIDE[kind]
+    heights = []
+    for k in range(PROBE_FRAMES):
+        rgb = frame_at(info, info.duration * (k + 0.5) / PROBE_FRAMES, max_side=min(long_side, PROBE_MAX_SIDE))
+        if rgb is None:
+            continue
+        scale = rgb.shape[1] / info.width
+        heights += [(box[3] - box[1]) / scale for box, _ in _detect(face_detector, kind, np.ascontiguousarray(rgb), 0)]
+    if not heights:
+        return DETECT_MAX_SIDE[kind]
+    smallest = float(np.percentile(heights, 10))
+    return int(min(PROBE_MAX_SIDE, max(MIN_DETECT_SIDE, long_side * TARGET_FACE_PX / smallest)))
 
 
 def _shot_starts(shots: list | None) -> list[int]:
@@ -166,6 +196,8 @@ def track_faces(path: str | os.PathLike, *, sample_fps: float = 5.0, shots: list
     """
     import dlib
 
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"media file not found: {os.fspath(path)}")
     detector = (detector or "hog").lower()
     face_detector = models.face_detector(detector)
     cuts = _shot_starts(shots)
@@ -181,7 +213,8 @@ def track_faces(path: str | os.PathLike, *, sample_fps: float = 5.0, shots: list
     active: list[_Segment] = []
     last_frame_number = -1
     scored = 0
-    for frame in iter_sampled(path, sample_fps, DETECT_MAX_SIDE[detector], progress=progress,
+    detect_side = _detection_side(path, detector, face_detector)
+    for frame in iter_sampled(path, sample_fps, detect_side, progress=progress,
                               should_stop=should_stop, info_out=info_out,
                               on_frame=shot_detector.add if shot_detector is not None else None):
         info = info_out[0]
