@@ -205,3 +205,51 @@ def test_grid_view_of_shots():
     assert scenes.grid_scenes(short, 6, 10.0) == [(0, 2), (3, 5)]  # 2.2-2.6 holds no grid frame
     assert scenes.grid_scenes([], 0, 30.0) == []
     assert scenes.Shot.from_dict(shots[1].as_dict()) == shots[1]
+
+
+# --- shots in the stored analysis --------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["testvideo.mp4", "counter.mp4", "fades.mp4"])
+def test_analysis_stores_frame_accurate_shots_and_their_grid_view(tmp_path, name):
+    from workers import store
+    from workers.media.probe import probe
+    from workers.pipeline.visual import analyze_visual
+
+    info = probe(SHARED_VIDEO / name)
+    result = analyze_visual(info, str(tmp_path), "h", engine=None)
+    manifest = store.read_visual_manifest(tmp_path, "h")
+    shots = scenes.stored_shots(manifest)
+    # The 1 fps decode skips frames nobody references; the cuts are still exact.
+    assert _cut_frames(shots) == HARD_CUTS[name]
+    assert shots == scenes.detect_shots(SHARED_VIDEO / name)
+    assert result["shots"] == len(shots)
+    grid = [tuple(s) for s in manifest["scenes"]]
+    assert grid == scenes.grid_scenes(shots, manifest["frame_count"], info.fps)
+    assert grid[-1][1] == manifest["frame_count"] - 1
+
+
+def test_caches_without_shots_still_answer_and_get_shots_once(tmp_path):
+    from workers import store
+    from workers.media.probe import probe
+    from workers.pipeline.visual import analyze_visual
+
+    path = SHARED_VIDEO / "testvideo.mp4"
+    analyze_visual(probe(path), str(tmp_path), "h", engine=None)
+    manifest_file = store.visual_dir(tmp_path, "h") / store.MANIFEST
+    old = json.loads(manifest_file.read_text())
+    new_grid = old["scenes"]
+    del old["shots"]
+    old["scenes"] = [[0, 5], [6, 24]]  # what an analysis from before shots stored
+    store.atomic_write_json(manifest_file, old)
+
+    manifest = store.read_visual_manifest(tmp_path, "h")
+    assert manifest is not None and scenes.stored_shots(manifest) is None  # still a valid cache
+    assert scenes.scene_for(manifest["scenes"], 3) == (0, 5)
+
+    shots = scenes.shots_for(tmp_path, "h", path)
+    assert _cut_frames(shots) == [30, 180]
+    updated = store.read_visual_manifest(tmp_path, "h")
+    assert scenes.stored_shots(updated) == shots and updated["scenes"] == new_grid
+    assert scenes.scene_for(updated["scenes"], 3) == (1, 5)  # the leaf shot, 1.001-6.006 s
+    path_gone = tmp_path / "moved.mp4"
+    assert scenes.shots_for(tmp_path, "h", path_gone) == shots  # stored: the file is not read again

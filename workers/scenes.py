@@ -44,6 +44,7 @@ from workers.media.probe import MediaError
 SAMPLE_COLUMNS = 80  # luma samples across; chroma gets half
 ADAPTIVE_RATIO = 3.0  # PySceneDetect AdaptiveDetector's adaptive_threshold
 WINDOW = 2  # frames either side (AdaptiveDetector's window_width)
+SPARSE_RATIO = 2.0  # where frames were skipped: a looser ratio picks candidates to decode in full
 MIN_SCORE = 8.0  # a cut changes at least this much (score units: about luma levels)
 MEAN_SHARE = 0.05  # share of the mean-brightness change kept in the score between pictures
 MEAN_SHARE_FLAT = 0.5  # ... and between flat pictures, whose brightness is all there is to compare
@@ -133,6 +134,8 @@ class ShotDetector:
     """Feed decoded frames in display order with ``add``; ``shots`` gives the shots.
 
     Keeps one score per frame (and three tiny frames), so it can ride along any decode loop.
+    Frame numbers may jump (a decoder skipping frames nobody references): a jump seen around a
+    candidate makes it *uncertain*, and ``shots`` asks ``refine`` to decide it on every frame.
     """
 
     def __init__(self) -> None:
@@ -153,21 +156,46 @@ class ShotDetector:
         self.back.append(tuple(features.distance(old) for old in older))
         recent.append(features)
 
-    def cut_positions(self) -> list[int]:
-        """Indices (into the frames added) of each shot's first frame after the first shot."""
+    def _seen_before(self, i: int) -> bool:
+        """Was the frame just before frame i decoded too (so a cut at i is exactly there)?"""
+        return self.frames[i] - self.frames[i - 1] == 1
+
+    def candidates(self) -> list[tuple[int, bool]]:
+        """(index into the frames added, uncertain) of each shot's first frame after the first.
+
+        Where the frame before was seen too, the rule is final: the cut is there, and skipped
+        frames around only make the neighbours' scores larger (a stricter test). Where frames
+        before it were skipped, the cut may hide between two seen frames, and a jump over
+        several frames of a fade or a pan looks bigger than its neighbours: a looser ratio
+        picks candidates for ``refine`` to settle on every frame. Encoders put a keyframe at a
+        hard cut and a reference frame just before it, so real cuts are rarely uncertain.
+        """
         scores = np.asarray(self.scores, dtype=np.float64)
         count = len(scores)
-        cuts: list[int] = []
+        cuts: list[tuple[int, bool]] = []
         last_cut_time = -math.inf
         flash_until = -1
         for i in range(1, count):
             score = scores[i]
             if score < MIN_SCORE:
                 continue
+            dense = self._seen_before(i)
             neighbours = np.concatenate([scores[max(1, i - WINDOW):i], scores[i + 1:i + 1 + WINDOW]])
-            average = float(neighbours.mean()) if len(neighbours) else 0.0
-            if average > 1e-5 and score < ADAPTIVE_RATIO * average:
-                continue
+            if dense:
+                average = float(neighbours.mean()) if len(neighbours) else 0.0
+                if average > 1e-5 and score < ADAPTIVE_RATIO * average:
+                    continue
+            else:
+                # Change per frame of distance, against the neighbours' (a fade or a pan
+                # spreads evenly over the skipped frames; a cut does not).
+                first = max(1, i - WINDOW)
+                gaps = np.diff(np.asarray(self.frames[first - 1:i + 1 + WINDOW], dtype=np.float64))
+                per_frame = scores[first:i + 1 + WINDOW] / np.maximum(gaps, 1)
+                own = per_frame[i - first]
+                others = np.delete(per_frame, i - first)
+                average = float(others.mean()) if len(others) else 0.0
+                if average > 1e-5 and own < SPARSE_RATIO * average:
+                    continue
             if self.times[i] - last_cut_time < MIN_SHOT_SECONDS:
                 continue
             if i <= flash_until:
@@ -179,13 +207,24 @@ class ShotDetector:
             if back is not None:
                 flash_until = back
                 continue
-            cuts.append(i)
+            cuts.append((i, not dense))
             last_cut_time = self.times[i]
         return cuts
 
-    def shots(self, end_time: float | None = None, end_frame: int | None = None) -> list[Shot]:
+    def cut_positions(self) -> list[int]:
+        """Indices of the cuts the seen frames settle on their own (uncertain ones left out)."""
+        return [i for i, uncertain in self.candidates() if not uncertain]
+
+    def shots(self, end_time: float | None = None, end_frame: int | None = None,
+              refine: Callable[[float, float], tuple[int, float] | None] | None = None) -> list[Shot]:
         """Shots covering every frame added; the last ends at ``end_time``/``end_frame``
-        (default: one frame duration after the last frame)."""
+        (default: one frame duration after the last frame).
+
+        ``refine(after, upto)`` decides an uncertain candidate on every frame between the seen
+        frame before it (time ``after``) and the candidate (time ``upto``): it returns the cut's
+        (frame number, time), or None for no cut. Without it, an uncertain candidate is kept
+        only if it passes the strict rule, at the first frame seen after the cut.
+        """
         if not self.frames:
             return []
         if end_frame is None:
@@ -193,13 +232,92 @@ class ShotDetector:
         if end_time is None:
             step = (self.times[-1] - self.times[0]) / max(1, self.frames[-1] - self.frames[0])
             end_time = self.times[-1] + (step if step > 0 else 0.0)
-        starts = [0, *self.cut_positions()]
-        bounds = [(self.times[i], self.frames[i]) for i in starts]
-        bounds[0] = (min(0.0, self.times[0]) if self.times[0] < 0 else 0.0, 0)
+        bounds = [(0.0, 0)]
+        for i, uncertain in self.candidates():
+            cut: tuple[int, float] | None = (self.frames[i], self.times[i])
+            if uncertain:
+                if refine is not None:
+                    cut = refine(self.times[i - 1], self.times[i])
+                elif not self._strict(i):
+                    cut = None
+            if cut is not None and cut[0] > bounds[-1][1] and cut[1] - bounds[-1][0] >= MIN_SHOT_SECONDS:
+                bounds.append((cut[1], cut[0]))
         shots = []
         for (start, first), (end, stop) in zip(bounds, [*bounds[1:], (end_time, end_frame)], strict=True):
             shots.append(Shot(round(start, 6), round(max(end, start), 6), first, max(stop, first + 1)))
         return shots
+
+    def _strict(self, i: int) -> bool:
+        scores = self.scores
+        neighbours = [*scores[max(1, i - WINDOW):i], *scores[i + 1:i + 1 + WINDOW]]
+        average = sum(neighbours) / len(neighbours) if neighbours else 0.0
+        return average <= 1e-5 or scores[i] >= ADAPTIVE_RATIO * average
+
+
+def _open_video(path: str | os.PathLike):
+    try:
+        container = av.open(os.fspath(path), metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise MediaError(f"video could not be opened: {exc}") from exc
+    if not container.streams.video:
+        container.close()
+        raise MediaError("the file has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    stream.codec_context.thread_count = min(8, os.cpu_count() or 2)
+    return container, stream
+
+
+def _stream_start(stream) -> float:
+    return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
+class Refiner:
+    """Settles uncertain cuts of a decode that skipped frames: seeks to the keyframe before
+    each and decodes every frame of a short window (one GOP at most), through the same rule."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = path
+        self._container = None
+        self._stream = None
+        self.calls = 0
+
+    def __call__(self, after: float, upto: float) -> tuple[int, float] | None:
+        if self._container is None:
+            self._container, self._stream = _open_video(self.path)
+        container, stream = self._container, self._stream
+        self.calls += 1
+        start = _stream_start(stream)
+        rate = float(stream.average_rate) if stream.average_rate else 30.0
+        margin = (WINDOW + FLASH_FRAMES + 1) / rate
+        first, last = after - margin, upto + margin
+        try:
+            container.seek(max(0, int((first + start) / stream.time_base)), stream=stream, backward=True)
+        except av.FFmpegError:
+            return None
+        local = ShotDetector()
+        try:
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                t = frame.time - start
+                if t < first - 1e-6:
+                    continue
+                if t > last + 1e-6:
+                    break
+                local.add(frame, round(t * rate), t)
+        except av.FFmpegError:
+            return None
+        inside = [i for i, _ in local.candidates() if after + 1e-6 < local.times[i] <= upto + 1e-6]
+        if not inside:
+            return None
+        best = max(inside, key=lambda i: local.scores[i])
+        return local.frames[best], local.times[best]
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
 
 
 def detect_shots(path: str | os.PathLike, progress: Callable[[float], None] | None = None,
@@ -211,20 +329,12 @@ def detect_shots(path: str | os.PathLike, progress: Callable[[float], None] | No
     return the shots found so far (covering the frames decoded). Raises ``MediaError`` for a
     file with no decodable video.
     """
-    try:
-        container = av.open(os.fspath(path), metadata_errors="ignore")
-    except av.FFmpegError as exc:
-        raise MediaError(f"video could not be opened: {exc}") from exc
+    container, stream = _open_video(path)
     with container:
-        if not container.streams.video:
-            raise MediaError("the file has no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = min(8, os.cpu_count() or 2)
         # Nothing references these frames, so skipping their deblocking cannot spread errors;
         # the tiny samples do not see it (about 10 % less decoding on x264 footage).
         stream.codec_context.options = {"skip_loop_filter": "noref"}
-        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        start = _stream_start(stream)
         rate = float(stream.average_rate) if stream.average_rate else 0.0
         duration = float(stream.duration * stream.time_base) if stream.duration else (
             container.duration / 1e6 if container.duration else 0.0)
@@ -385,3 +495,50 @@ def scene_for(scenes: list[tuple[int, int]] | list[list[int]], frame_idx: int) -
     position = int(np.searchsorted(starts, frame_idx, side="right")) - 1
     start, end = scenes[max(0, min(position, len(scenes) - 1))]
     return int(start), int(end)
+
+
+# --- shots in the stored analysis (manifest.json) ------------------------------------------
+# ``manifest["shots"]``: [{"start", "end", "start_frame", "end_frame"}, ...] frame-accurate,
+# seconds unrounded; ``manifest["scenes"]`` stays the 1 fps grid view (what search answers and
+# scene strips read). Caches analysed before shots existed have "scenes" only: ``shots_for``
+# detects their shots once and stores them (and a grid view derived from them).
+
+
+def put_shots(manifest: dict, shots: list[Shot]) -> None:
+    """Store ``shots`` and the grid view derived from them in ``manifest`` (in place)."""
+    manifest["shots"] = [shot.as_dict() for shot in shots]
+    if shots and manifest.get("frame_count"):
+        fps = float(manifest.get("fps") or 0.0) or (shots[-1].end_frame / max(shots[-1].end, 1e-6))
+        manifest["scenes"] = [list(map(int, s)) for s in grid_scenes(shots, int(manifest["frame_count"]), fps)]
+
+
+def stored_shots(manifest: dict | None) -> list[Shot] | None:
+    """The shots stored in a manifest; None when it predates them (see ``shots_for``)."""
+    rows = (manifest or {}).get("shots")
+    if not isinstance(rows, list):
+        return None
+    try:
+        return [Shot.from_dict(row) for row in rows]
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def shots_for(cache_dir: str | os.PathLike, hash_str: str, media_path: str | os.PathLike,
+              progress: Callable[[float], None] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> list[Shot]:
+    """A file's shots from its stored analysis, detecting and storing them if it has none yet
+    (an analysis from before shots were kept, or no analysis at all: then nothing is stored)."""
+    from workers import store
+
+    manifest = store.read_visual_manifest(cache_dir, hash_str)
+    shots = stored_shots(manifest)
+    if shots is not None:
+        if progress:
+            progress(100.0)
+        return shots
+    shots = detect_shots(media_path, progress=progress, should_stop=should_stop)
+    if manifest is not None and not (should_stop and should_stop()):
+        latest = store.read_visual_manifest(cache_dir, hash_str) or manifest  # an analysis may have written meanwhile
+        put_shots(latest, shots)
+        store.atomic_write_json(store.visual_dir(cache_dir, hash_str) / store.MANIFEST, latest)
+    return shots

@@ -9,10 +9,12 @@ video again.
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+import av
 import numpy as np
 from PIL import Image
 
@@ -24,6 +26,7 @@ from workers.pipeline import Cancelled
 from workers.settings import load_settings
 
 BATCH = 16
+log = logging.getLogger(__name__)
 
 
 def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
@@ -112,14 +115,52 @@ def analyze_visual(
     return result
 
 
+class _Shots:
+    """Shot detection riding along the 1 fps decode: every decoded frame feeds the detector."""
+
+    def __init__(self, info: MediaInfo, wanted: bool):
+        self.info = info
+        self.detector = scenes.ShotDetector() if wanted and info.kind == "video" else None
+        self.rate = info.fps or 30.0
+        self.modes: list[str] = []
+
+    def on_decoded(self, frame, seconds: float) -> None:
+        self.detector.add(frame, round(seconds * self.rate), seconds)
+
+    def finish(self, should_cancel) -> list[scenes.Shot] | None:
+        if self.detector is None:
+            return None
+        try:
+            if self.modes != ["decode"] or not self.detector.frames:
+                # Seeking saw a few frames a second: shots need their own pass over every frame.
+                return scenes.detect_shots(self.info.path, should_stop=should_cancel)
+            frames, times = self.detector.frames, self.detector.times
+            end_frame, end_time = frames[-1] + 1, times[-1] + 1.0 / self.rate
+            # Trailing frames nobody references were skipped: the file's duration covers them.
+            tail = round(self.info.duration * self.rate) - end_frame
+            if 0 < tail <= 8:
+                end_frame, end_time = end_frame + tail, max(end_time, self.info.duration)
+            refiner = scenes.Refiner(self.info.path)
+            try:
+                return self.detector.shots(end_time=end_time, end_frame=end_frame, refine=refiner)
+            finally:
+                refiner.close()
+        except (MediaError, av.FFmpegError, OSError) as exc:
+            # Scenes fall back to the 1 fps histograms; the analysis itself stands.
+            log.warning("shot detection failed for %s: %s", self.info.path, exc)
+            return None
+
+
 def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_cancel, keep_frames) -> dict:
     settings = load_settings()
     expected = _expected_frames(info)
     embedder = _Embedder(engine if (engine and engine.key not in manifest.get("embeddings", {})) else None)
+    shots = _Shots(info, wanted=not keep_frames or "shots" not in manifest)
     jpegs: list[bytes] = []
     features: list[np.ndarray] = []
     try:
-        for frame in iter_frames(info, should_stop=should_cancel):
+        for frame in iter_frames(info, should_stop=should_cancel, decoded_modes=shots.modes,
+                                 on_decoded=shots.on_decoded if shots.detector else None):
             if should_cancel and should_cancel():
                 raise Cancelled()
             if not keep_frames or embedder.engine is not None:
@@ -135,6 +176,9 @@ def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_can
         if should_cancel and should_cancel():
             raise Cancelled()
         embeddings = embedder.finish()
+        shot_list = shots.finish(should_cancel)
+        if should_cancel and should_cancel():
+            raise Cancelled()
     except BaseException:
         embedder.abort()
         raise
@@ -145,7 +189,6 @@ def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_can
         store.write_frames_pack(folder, jpegs)
         feature_matrix = np.stack(features).astype(np.float32)
         store.atomic_save_npy(folder / "features.npy", feature_matrix)
-        scene_list = scenes.detect_scenes(feature_matrix)
         manifest = {
             "format_version": store.VISUAL_FORMAT_VERSION,
             "hash_str": manifest.get("hash_str") or folder.name,
@@ -157,9 +200,11 @@ def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_can
             "height": info.height,
             "frame_count": len(jpegs),
             "frames_complete": True,
-            "scenes": [list(map(int, s)) for s in scene_list],
+            "scenes": [list(map(int, s)) for s in scenes.detect_scenes(feature_matrix)],
             "embeddings": manifest.get("embeddings", {}),
         }
+    if shot_list is not None:
+        scenes.put_shots(manifest, shot_list)
     frame_count = manifest["frame_count"]
     if embeddings is not None:
         _store_embeddings(folder, manifest, engine, embeddings[:frame_count])
@@ -168,7 +213,7 @@ def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_can
     if progress:
         progress(100.0)
     return {"frames": frame_count, "cached": False, "reused_frames": keep_frames,
-            "scenes": len(manifest.get("scenes", []))}
+            "scenes": len(manifest.get("scenes", [])), "shots": len(manifest.get("shots") or [])}
 
 
 def _embed_from_thumbnails(folder, manifest, engine, progress, should_cancel) -> dict:
