@@ -82,11 +82,13 @@ def _grid(plane, width: int, height: int, step: int) -> np.ndarray:
     pixels = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width]
     o = step // 2
     rows, cols = len(range(o, height - 1, step)), len(range(o, width - 1, step))
-    grid = pixels[o:o + rows * step:step, o:o + cols * step:step].astype(np.float32)
-    grid += pixels[o + 1:o + 1 + rows * step:step, o:o + cols * step:step]
-    grid += pixels[o:o + rows * step:step, o + 1:o + 1 + cols * step:step]
-    grid += pixels[o + 1:o + 1 + rows * step:step, o + 1:o + 1 + cols * step:step]
-    return grid * 0.25
+    top = pixels[o:o + rows * step:step]
+    bottom = pixels[o + 1:o + 1 + rows * step:step]
+    grid = top[:, o:o + cols * step:step].astype(np.uint16)
+    grid += top[:, o + 1:o + 1 + cols * step:step]
+    grid += bottom[:, o:o + cols * step:step]
+    grid += bottom[:, o + 1:o + 1 + cols * step:step]
+    return grid.astype(np.float32) * 0.25
 
 
 def _sample(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -104,30 +106,36 @@ def _sample(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
     luma = _grid(frame.planes[0], width, height, step)
     sx, sy = subsampling
     cw, ch = -(-width // sx), -(-height // sy)
-    # The same picture positions as the luma grid, at the chroma planes' resolution.
+    # Point samples at the chroma planes' resolution (subsampled chroma is smooth already).
     chroma_step = max(2, step // sx)
-    u = _grid(frame.planes[1], cw, ch, chroma_step)
-    v = _grid(frame.planes[2], cw, ch, chroma_step)
-    return luma, np.stack([u, v])
+    o = chroma_step // 2
+    u, v = (np.frombuffer(frame.planes[k], np.uint8).reshape(-1, frame.planes[k].line_size)[:ch, :cw]
+            [o::chroma_step, o::chroma_step] for k in (1, 2))
+    return luma, np.stack([u, v]).astype(np.float32)
 
 
 class _Features:
-    __slots__ = ("luma", "mean", "flat", "chroma")
+    """One frame's normalised luma samples and its chroma samples, in one vector whose mean
+    absolute difference to another frame's is the luma term plus the chroma term."""
+
+    __slots__ = ("vector", "size", "mean", "flat")
 
     def __init__(self, frame: av.VideoFrame):
-        luma, self.chroma = _sample(frame)
+        luma, chroma = _sample(frame)
         self.mean = float(luma.mean())
-        centred = luma - self.mean
+        centred = luma.ravel() - self.mean
         contrast = float(centred.std())
         self.flat = contrast < CONTRAST_FLOOR
-        self.luma = centred * (CONTRAST_SCALE / max(contrast, CONTRAST_FLOOR))
+        centred *= CONTRAST_SCALE / max(contrast, CONTRAST_FLOOR)
+        self.size = centred.size
+        # Chroma weighted so that its mean difference counts as much as luma's.
+        self.vector = np.concatenate([centred, chroma.ravel() * (centred.size / max(1, chroma.size))])
 
     def distance(self, other: _Features) -> float:
-        if self.luma.shape != other.luma.shape or self.chroma.shape != other.chroma.shape:
+        if self.vector.shape != other.vector.shape or self.size != other.size:
             return 255.0  # resolution changed mid-stream: a new shot
         share = MEAN_SHARE_FLAT if self.flat and other.flat else MEAN_SHARE
-        return (float(np.abs(self.luma - other.luma).mean()) + share * abs(self.mean - other.mean)
-                + float(np.abs(self.chroma - other.chroma).mean()))
+        return float(np.abs(self.vector - other.vector).sum()) / self.size + share * abs(self.mean - other.mean)
 
 
 class ShotDetector:

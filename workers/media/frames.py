@@ -25,6 +25,13 @@ log = logging.getLogger(__name__)
 
 # Seek when a keyframe comes at least this often (seconds); measured crossover on 2 cores.
 SEEK_MAX_GOP_SECONDS = 1.5
+# Skip H.264/HEVC deblocking in *decode all* mode at or above this many bits per pixel and
+# frame. Skipping it makes every reference frame drift from what the encoder saw, until the
+# next keyframe; at high bitrates the filter has little to do, so the drift stays invisible:
+# on 720p30 at 5.8 Mb/s (0.21 bpp) thumbnails stay within 45.8 dB PSNR (mean 53 dB) of the
+# filtered ones, for 4-13 % less decoding (bench/decode.py). Below it the filter does real
+# work on blocky low-bitrate video, and it stays on.
+SKIP_LOOP_FILTER_MIN_BPP = 0.12
 
 
 @dataclass
@@ -131,11 +138,19 @@ def _decode_packets(container, stream) -> Iterator[av.VideoFrame]:
                 raise MediaError("too many corrupt packets; the video stream is damaged") from None
 
 
+def bits_per_pixel(stream) -> float:
+    rate = float(stream.average_rate or 0)
+    pixels = (stream.codec_context.width or 0) * (stream.codec_context.height or 0)
+    return (stream.bit_rate or 0) / (pixels * rate) if pixels and rate else 0.0
+
+
 def _iter_decode_all(container, stream, start, should_stop, on_decoded=None) -> Iterator[Frame]:
     # Frames nobody references are never on our grid's critical path: skip decoding them
     # (about 40 % of the decoding on x264 footage). Shot detection sees the frames that are
     # left and decodes the few places where a cut may hide between two of them again in full.
     stream.codec_context.skip_frame = "NONREF"
+    if stream.codec_context.name in ("h264", "hevc") and bits_per_pixel(stream) >= SKIP_LOOP_FILTER_MIN_BPP:
+        stream.codec_context.options = {"skip_loop_filter": "all"}
     half_frame = 0.5 / float(stream.average_rate) if stream.average_rate else 0.02
     target = 0
     for frame in _decode_packets(container, stream):

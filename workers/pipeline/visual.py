@@ -1,4 +1,4 @@
-"""Visual analysis of one file: 1 fps frames → thumbnails, scene features, embeddings, faces.
+"""Visual analysis of one file: 1 fps frames → thumbnails, shots, embeddings, faces.
 
 One decode feeds every consumer. Embedding runs in a second thread on the previous batch
 while this one decodes the next, so decode and inference overlap. A file whose thumbnails
@@ -29,10 +29,22 @@ BATCH = 16
 log = logging.getLogger(__name__)
 
 
-def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, "JPEG", quality=quality, optimize=True)
-    return buffer.getvalue()
+# Storage budget: 40 MB per hour of footage at 1 fps is 11.1 kB a second, of which the
+# embeddings take 1-2.3 kB (float16, 512-1152 dimensions). A thumbnail above this size is
+# encoded again at a lower quality: typical frames (4-9 kB at 384 px, quality 65) are
+# untouched, detailed ones (foliage, crowds, noise: 12-20 kB) stay sharp enough for a grid.
+THUMBNAIL_MAX_BYTES = 9_000
+THUMBNAIL_MIN_QUALITY = 40
+
+
+def _jpeg(rgb: np.ndarray, quality: int, max_bytes: int = THUMBNAIL_MAX_BYTES) -> bytes:
+    image = Image.fromarray(rgb)
+    while True:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=quality, optimize=True)
+        if buffer.tell() <= max_bytes or quality <= THUMBNAIL_MIN_QUALITY:
+            return buffer.getvalue()
+        quality = max(THUMBNAIL_MIN_QUALITY, quality - 12)
 
 
 class _Embedder:
@@ -157,7 +169,6 @@ def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_can
     embedder = _Embedder(engine if (engine and engine.key not in manifest.get("embeddings", {})) else None)
     shots = _Shots(info, wanted=not keep_frames or "shots" not in manifest)
     jpegs: list[bytes] = []
-    features: list[np.ndarray] = []
     try:
         for frame in iter_frames(info, should_stop=should_cancel, decoded_modes=shots.modes,
                                  on_decoded=shots.on_decoded if shots.detector else None):
@@ -167,7 +178,6 @@ def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_can
                 thumb = frame.rgb(settings.thumbnail_max_side)
                 if not keep_frames:
                     jpegs.append(_jpeg(thumb, settings.thumbnail_quality))
-                    features.append(scenes.frame_features(thumb))
                 embedder.add(thumb)
             if face_sink is not None:
                 face_sink(frame)
@@ -187,8 +197,6 @@ def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_can
         if not jpegs:
             raise MediaError("no frames could be decoded")
         store.write_frames_pack(folder, jpegs)
-        feature_matrix = np.stack(features).astype(np.float32)
-        store.atomic_save_npy(folder / "features.npy", feature_matrix)
         manifest = {
             "format_version": store.VISUAL_FORMAT_VERSION,
             "hash_str": manifest.get("hash_str") or folder.name,
@@ -200,11 +208,13 @@ def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_can
             "height": info.height,
             "frame_count": len(jpegs),
             "frames_complete": True,
-            "scenes": [list(map(int, s)) for s in scenes.detect_scenes(feature_matrix)],
+            "scenes": None,  # the grid view of the shots, below
             "embeddings": manifest.get("embeddings", {}),
         }
-    if shot_list is not None:
+    if shot_list:
         scenes.put_shots(manifest, shot_list)
+    if manifest.get("scenes") is None:
+        manifest["scenes"] = _histogram_scenes(jpegs)
     frame_count = manifest["frame_count"]
     if embeddings is not None:
         _store_embeddings(folder, manifest, engine, embeddings[:frame_count])
@@ -214,6 +224,14 @@ def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_can
         progress(100.0)
     return {"frames": frame_count, "cached": False, "reused_frames": keep_frames,
             "scenes": len(manifest.get("scenes", [])), "shots": len(manifest.get("shots") or [])}
+
+
+def _histogram_scenes(jpegs: list[bytes]) -> list[list[int]]:
+    """Scenes on the 1 fps grid from the thumbnails' colour histograms: for images, and for a
+    video whose shot detection failed (the rule scenes had before shots)."""
+    features = np.stack([scenes.frame_features(np.asarray(Image.open(io.BytesIO(j)).convert("RGB")))
+                         for j in jpegs])
+    return [list(map(int, s)) for s in scenes.detect_scenes(features)]
 
 
 def _embed_from_thumbnails(folder, manifest, engine, progress, should_cancel) -> dict:
