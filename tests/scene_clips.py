@@ -23,6 +23,44 @@ SHOT_SECONDS, RATE = 2, 30
 MOVING_CUTS = [60, 120, 180, 240]
 
 
+def _stills(folder: Path) -> dict[int, Path]:
+    """Three pictures from testvideo.mp4: a leaf (100), a second leaf (450), tyre tread (600)."""
+    stills = {number: folder / f"still{number}.png" for number in (100, 450, 600)}
+    if all(path.exists() for path in stills.values()):
+        return stills
+    with av.open(str(SHARED_VIDEO / "testvideo.mp4")) as container:
+        for number, frame in enumerate(container.decode(video=0)):
+            if number in stills:
+                frame.to_image().save(stills[number])
+            if number >= 600:
+                break
+    return stills
+
+
+HIDDEN_CUT = 62
+
+
+def hidden_cut_clip(folder: Path) -> Path:
+    """A hard cut on a frame nobody references: x264 with a fixed I/P + 3 B-frame pattern
+    and no scene-cut keyframe, cut at frame 62 (a B-frame between P-frames 60 and 64)."""
+    from workers.exports.ffmpeg import ffmpeg_exe
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "hidden_cut.mp4"
+    if out.exists():
+        return out
+    stills = _stills(folder)
+    inputs = ["-loop", "1", "-framerate", str(RATE), "-t", f"{HIDDEN_CUT / RATE:.4f}", "-i", str(stills[100]),
+              "-loop", "1", "-framerate", str(RATE), "-t", "2", "-i", str(stills[600])]
+    graph = "[0]scale=320:180,setsar=1[a];[1]scale=320:180,setsar=1[b];[a][b]concat=n=2:v=1[v]"
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *inputs, "-filter_complex", graph,
+                    "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast", "-x264-params",
+                    "bframes=3:b-pyramid=none:b-adapt=0:scenecut=0:keyint=250", "-pix_fmt", "yuv420p",
+                    "-r", str(RATE), str(out.with_suffix(".tmp.mp4"))], check=True)
+    out.with_suffix(".tmp.mp4").rename(out)
+    return out
+
+
 def moving_shots_clip(folder: Path) -> Path:
     from workers.exports.ffmpeg import ffmpeg_exe
 
@@ -30,14 +68,7 @@ def moving_shots_clip(folder: Path) -> Path:
     out = folder / "moving_shots.mp4"
     if out.exists():
         return out
-    stills = {}
-    with av.open(str(SHARED_VIDEO / "testvideo.mp4")) as container:
-        for number, frame in enumerate(container.decode(video=0)):
-            if number in (100, 450, 600):
-                stills[number] = folder / f"still{number}.png"
-                frame.to_image().save(stills[number])
-            if number >= 600:
-                break
+    stills = _stills(folder)
     t = SHOT_SECONDS
     graph = ("[0]scale=960:540,crop=320:180:x='t*200':y='t*80',"
              "drawbox=x='mod(t*400\\,280)':y=50:w=60:h=80:color=red@1:t=fill,setsar=1[a];"

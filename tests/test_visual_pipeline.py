@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.scene_clips import MOVING_CUTS, SHARED_VIDEO, moving_shots_clip
+from tests.scene_clips import HIDDEN_CUT, MOVING_CUTS, SHARED_VIDEO, hidden_cut_clip, moving_shots_clip
 from workers import scenes, store
 from workers.media import frames as frames_module
 from workers.media.probe import probe
@@ -63,3 +63,15 @@ def test_high_bitrate_video_skips_deblocking_without_visible_change(clip, tmp_pa
     assert result["frames"] == manifest["frame_count"] == 10
     assert not (store.visual_dir(tmp_path, "h") / "features.npy").exists()  # no longer stored
     assert manifest["scenes"] == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+
+
+def test_a_cut_on_a_skipped_frame_is_found_exactly(tmp_path):
+    path = hidden_cut_clip(tmp_path / "clip")
+    info = probe(path)
+    seen: list[float] = []
+    list(frames_module.iter_frames(info, mode="decode", on_decoded=lambda frame, t: seen.append(round(t * 30))))
+    assert HIDDEN_CUT not in seen and HIDDEN_CUT - 2 in seen  # the 1 fps decode never sees the cut frame
+    visual.analyze_visual(info, str(tmp_path), "h", engine=None)
+    shots = scenes.stored_shots(store.read_visual_manifest(tmp_path, "h"))
+    assert [(s.start_frame, s.end_frame) for s in shots] == [(0, HIDDEN_CUT), (HIDDEN_CUT, HIDDEN_CUT + 60)]
+    assert shots[1].start == pytest.approx(HIDDEN_CUT / 30, abs=1e-3)
