@@ -64,7 +64,7 @@ def time_ours(path: Path, mode: str) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as cache:
         original = frames.iter_frames
         if mode != "auto":
-            frames_iter = lambda info, should_stop=None, mode=mode: original(info, should_stop, mode)  # noqa: E731
+            frames_iter = lambda info, should_stop=None, mode=mode, **kw: original(info, should_stop, mode, **kw)  # noqa: E731
             import workers.pipeline.visual as visual
 
             visual.iter_frames = frames_iter
@@ -90,7 +90,7 @@ def main() -> None:
     info = probe(path)
     ffmpeg_seconds = time_ffmpeg(path)
     report = {"file": str(path), "duration_s": round(info.duration, 1), "cpu_count": os.cpu_count(),
-              "load_average": os.getloadavg(), "ffmpeg_fps1_s": round(ffmpeg_seconds, 2)}
+              "load_average": [round(x, 2) for x in os.getloadavg()], "ffmpeg_fps1_s": round(ffmpeg_seconds, 2)}
     for mode in args.modes.split(","):
         seconds, result = time_ours(path, mode)
         report[f"ours_{mode}_s"] = round(seconds, 2)

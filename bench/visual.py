@@ -49,6 +49,11 @@ from workers.settings import load_settings  # noqa: E402
 MODEL_KEY = "bench-clip-b32"
 
 
+def _partial(name: str, value) -> None:
+    """Each figure as soon as it is measured (stderr), so a long run cut short still says something."""
+    print(json.dumps({name: value}, default=str), file=sys.stderr, flush=True)
+
+
 def _cpu() -> float:
     """CPU seconds of this process and its finished children (ffmpeg), all threads."""
     t = os.times()
@@ -138,11 +143,15 @@ def main() -> None:
         report["ours_s"] = {"wall": wall, "cpu": cpu, "frames": result["frames"], "shots": result.get("shots"),
                             "x_realtime": round(info.duration / wall, 1)}
         report["cache"] = _cache_report(Path(cache) / "bench", info.duration)
+        _partial("ours_s", report["ours_s"])
+        _partial("cache", report["cache"])
     _, wall, cpu = _timed(lambda: _ffmpeg_null(path))
     report["ffmpeg_fps1_null_s"] = {"wall": wall, "cpu": cpu}
+    _partial("ffmpeg_fps1_null_s", report["ffmpeg_fps1_null_s"])
     if not args.skip_naive:
         _, wall, cpu = _timed(lambda: _naive(checkpoint, path))
         report["naive_s"] = {"wall": wall, "cpu": cpu}
+        _partial("naive_s", report["naive_s"])
     # CPU seconds are the steadier comparison on a shared machine; wall is what a user waits.
     for name in ("ffmpeg_fps1_null_s", "naive_s"):
         if name in report:
