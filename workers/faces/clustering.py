@@ -409,7 +409,28 @@ def cluster_embeddings(x: np.ndarray, params: ClusterParams, match_threshold: fl
 def _labels(x: np.ndarray, mst: np.ndarray, params: ClusterParams, match_threshold: float) -> np.ndarray:
     cap = max_link(params.eps, match_threshold)
     labels = capped_labels(x, mst, len(x), params.min_samples, selection_epsilon(params.eps, match_threshold), cap)
-    return purity_split(x, labels, cap, params.min_samples)
+    labels = purity_split(x, labels, cap, params.min_samples)
+    return attach_border_faces(x, labels, selection_epsilon(params.eps, match_threshold))
+
+
+def attach_border_faces(x: np.ndarray, labels: np.ndarray, link: float) -> np.ndarray:
+    """A face left out whose nearest face is in a cluster, within the link distance, joins
+    that cluster: DBSCAN's border points, which hdbscan leaves as noise when they sit just
+    outside a cluster's density (a person's sixth photo 0.29 from another of theirs). Immich's
+    deferred faces join their nearest person the same way."""
+    labels = np.asarray(labels, dtype=np.int64).copy()
+    noise, clustered = np.flatnonzero(labels < 0), np.flatnonzero(labels >= 0)
+    if not len(noise) or not len(clustered):
+        return labels
+    for start in range(0, len(noise), 1024):
+        rows = noise[start:start + 1024]
+        sims = x[rows] @ x.T
+        sims[np.arange(len(rows)), rows] = -np.inf
+        nearest = np.argmax(sims, axis=1)
+        close = np.sqrt(np.maximum(2.0 - 2.0 * sims[np.arange(len(rows)), nearest], 0.0)) <= link
+        joins = close & (labels[nearest] >= 0)
+        labels[rows[joins]] = labels[nearest[joins]]
+    return labels
 
 
 AUTO_EPS_GRID = (0.48,)
