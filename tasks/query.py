@@ -36,11 +36,13 @@ def load(cache_dir: str, model_key: str) -> dict:
     """Read the loaded files' embeddings of ``cache_dir`` into this worker's memory."""
     from workers.search.service import sync
 
-    entry = sync(cache_dir, model_key, state.loaded("visual", cache_dir), state.loaded_generation("visual"))
+    entry = sync(cache_dir, model_key, state.loaded("visual", cache_dir), state.loaded_generation("visual"),
+                 build_now=True)
     return {"files": len(entry.meta), "frames": len(entry.index)}
 
 
-@celery_app.task(name="sightline.query.search")
+# No STARTED state: it would cost the search a second result write and wake-up of the API.
+@celery_app.task(name="sightline.query.search", track_started=False)
 def search(encoded_query: dict) -> dict:
     """One visual search of an encoded ``SearchQuery``; answers an encoded ``Outcome`` whose
     value is the encoded matches. Problems a user can fix are ``invalid``."""

@@ -220,3 +220,22 @@ def test_large_indexes_rerank_approximate_candidates_exactly():
     # A file added after the build is searched exactly and found at once.
     index.add("fresh", queries[:1])
     assert index.search(queries[0], 1)[0].hash_str == "fresh"
+
+
+def test_a_spilled_index_answers_like_one_in_memory_and_holds_less():
+    pytest.importorskip("faiss")
+    data = _clustered(12_000).astype(np.float16)  # what the files on disk hold
+    memory = SearchIndex(exact_max_rows=1_000, ann_min_rows=5_000, candidates=400, spill_rows=10**9)
+    spilled = SearchIndex(exact_max_rows=1_000, ann_min_rows=5_000, candidates=400, spill_rows=2_000)
+    for index in (memory, spilled):
+        for start in range(0, len(data), 1_500):
+            index.add(f"file{start:05d}", data[start:start + 1_500])
+        index.remove("file01500")  # compaction keeps the rows where they belong
+        assert index.build_ann()
+    assert spilled.spilled and not memory.spilled
+    assert spilled.memory_bytes() < memory.memory_bytes() / 4
+    for query in _clustered(5, seed=2):
+        for kwargs in ({}, {"exact": True}, {"hash_filter": ["file00000", "file06000"]}):
+            got, want = spilled.search(query, 20, **kwargs), memory.search(query, 20, **kwargs)
+            assert [(h.hash_str, h.frame_idx) for h in got] == [(h.hash_str, h.frame_idx) for h in want]
+            assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-5)

@@ -21,7 +21,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -154,17 +154,26 @@ def write_frames_pack(folder: Path, jpegs: Iterable[bytes]) -> int:
 
 def read_frame_jpeg(folder: Path, index: int) -> bytes | None:
     """One thumbnail by its 1 fps frame index, or None when there is none."""
+    return read_frame_jpegs(folder, [index])[0]
+
+
+def read_frame_jpegs(folder: Path, indices: Sequence[int]) -> list[bytes | None]:
+    """Several thumbnails of one file (indices clamped to the frames there are): the offset
+    index is read once and the pack opened once, not once per thumbnail (a search answer
+    carries 50)."""
     try:
-        offsets = np.load(folder / FRAMES_INDEX, mmap_mode="r")
+        offsets = np.load(folder / FRAMES_INDEX)
     except (FileNotFoundError, ValueError):
-        return None
+        return [None] * len(indices)
     if len(offsets) == 0:
-        return None
-    index = min(max(int(index), 0), len(offsets) - 1)
-    start, length = (int(v) for v in offsets[index])
+        return [None] * len(indices)
     with open(folder / FRAMES_PACK, "rb") as handle:
-        handle.seek(start)
-        return handle.read(length)
+        fd = handle.fileno()
+        out: list[bytes | None] = []
+        for index in indices:
+            start, length = (int(v) for v in offsets[min(max(int(index), 0), len(offsets) - 1)])
+            out.append(os.pread(fd, length, start))
+        return out
 
 
 def frame_count(folder: Path) -> int:

@@ -1,7 +1,11 @@
 """An in-process index over many files' frame embeddings, searched by inner product.
 
-Rows live in one growing float32 matrix (2 KiB per 512-d frame: ~740 MB per 100 h of
-footage at 1 fps). Two ways to search it:
+Rows live in one growing matrix: float32 in memory while the index is small (at most
+``spill_rows`` rows, 300 MB for 512-d), then float16 (what the files on disk hold, so no
+precision is lost) in a memory-mapped temporary file, read through the page cache. At
+1,000 h (3.6 M frames) the index then holds in its own memory only the 64-byte fast-scan
+code of each row and 12 bytes of bookkeeping (~0.3 GB instead of 7.4 GB of float32).
+Two ways to search it:
 
 - **exact**: one BLAS mat-vec over the rows in scope and a partial top-k
   (``np.argpartition``). Used whenever the rows in scope number at most
@@ -21,6 +25,7 @@ installed every search is exact.
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +38,8 @@ log = logging.getLogger(__name__)
 
 EXACT_MAX_ROWS = 150_000  # about 42 h of footage: brute force stays around 30 ms on 2 cores
 ANN_MIN_ROWS = 150_000
+SPILL_ROWS = 150_000  # above this many rows, rows are float16 in a memory-mapped file
+_CHUNK = 65_536  # rows converted from float16 at a time (a few MB: stays in cache)
 CANDIDATES = 2000
 PQ_SUBQUANTIZERS = 128  # 4 dims per 4-bit code for 512-d: 64 bytes per row
 TRAIN_ROWS = 50_000
@@ -52,19 +59,25 @@ class _Ann:
     def __init__(self, matrix: np.ndarray, generation: int):
         import faiss
 
+        # One OpenMP thread: the build runs beside searches (and other work) on few cores,
+        # where OpenMP's spinning threads make it many times slower, not faster.
+        faiss.omp_set_num_threads(1)
         dim = matrix.shape[1]
         subq = PQ_SUBQUANTIZERS if dim % PQ_SUBQUANTIZERS == 0 else next(
             m for m in (64, 32, 16, 8, 4, 2, 1) if dim % m == 0)
         index = faiss.IndexPQFastScan(dim, subq, 4, faiss.METRIC_INNER_PRODUCT)
         step = max(1, len(matrix) // TRAIN_ROWS)
-        index.train(np.ascontiguousarray(matrix[::step][:TRAIN_ROWS]))
+        index.train(np.ascontiguousarray(matrix[::step][:TRAIN_ROWS], dtype=np.float32))
         for start in range(0, len(matrix), 200_000):
-            index.add(np.ascontiguousarray(matrix[start:start + 200_000]))
+            index.add(np.ascontiguousarray(matrix[start:start + 200_000], dtype=np.float32))
         self.index = index
         self.rows = len(matrix)
         self.generation = generation
 
     def candidates(self, query: np.ndarray, count: int) -> np.ndarray:
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # one query per search thread: parallelism is across searches
         _, ids = self.index.search(query.reshape(1, -1), min(count, self.rows))
         ids = ids[0]
         return ids[ids >= 0]
@@ -78,11 +91,14 @@ class SearchIndex:
     """Frame embeddings of many files, keyed by ``hash_str``; see the module docstring."""
 
     def __init__(self, dim: int | None = None, exact_max_rows: int = EXACT_MAX_ROWS,
-                 ann_min_rows: int = ANN_MIN_ROWS, candidates: int = CANDIDATES):
+                 ann_min_rows: int = ANN_MIN_ROWS, candidates: int = CANDIDATES, spill_rows: int = SPILL_ROWS,
+                 spill_dir: str | None = None):
         self.dim = dim
         self.exact_max_rows = exact_max_rows
         self.ann_min_rows = ann_min_rows
         self.candidates = candidates
+        self.spill_rows = spill_rows
+        self.spill_dir = spill_dir
         self._lock = threading.RLock()
         self._emb = np.zeros((0, dim or 0), dtype=np.float32)
         self._file = np.zeros(0, dtype=np.int32)  # file ordinal of each row, -1 once removed
@@ -118,9 +134,43 @@ class SearchIndex:
         view.flags.writeable = False
         return view
 
+    @property
+    def spilled(self) -> bool:
+        """True when the rows live in a memory-mapped file (float16), not in memory."""
+        return isinstance(self._emb, np.memmap)
+
     def memory_bytes(self) -> int:
+        """What the index holds in its own memory (the rows' file pages, when spilled, are
+        the page cache's to keep or drop)."""
         ann = self._ann.nbytes if self._ann is not None else 0
-        return int(self._emb.nbytes + self._file.nbytes + self._frame.nbytes + self._time.nbytes + ann)
+        rows = 0 if self.spilled else self._emb.nbytes
+        return int(rows + self._file.nbytes + self._frame.nbytes + self._time.nbytes + ann)
+
+    def _new_matrix(self, rows: int) -> np.ndarray:
+        if rows <= self.spill_rows:
+            return np.empty((rows, self.dim), dtype=np.float32)
+        # An unlinked temporary file: it goes away with the process, whatever happens.
+        with tempfile.TemporaryFile(prefix="sightline-index-", dir=self.spill_dir) as handle:
+            handle.truncate(rows * self.dim * 2)
+            return np.memmap(handle, dtype=np.float16, mode="r+", shape=(rows, self.dim))
+
+    def _dot(self, start: int, stop: int, query: np.ndarray) -> np.ndarray:
+        """Scores of rows [start, stop); float16 rows are converted a chunk at a time."""
+        if self._emb.dtype == np.float32:
+            return self._emb[start:stop] @ query
+        out = np.empty(stop - start, dtype=np.float32)
+        for first in range(start, stop, _CHUNK):
+            last = min(stop, first + _CHUNK)
+            out[first - start:last - start] = self._emb[first:last].astype(np.float32) @ query
+        return out
+
+    def _gather_dot(self, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        if self._emb.dtype == np.float32:
+            return self._emb[rows] @ query
+        out = np.empty(len(rows), dtype=np.float32)
+        for first in range(0, len(rows), _CHUNK):
+            out[first:first + _CHUNK] = self._emb[rows[first:first + _CHUNK]].astype(np.float32) @ query
+        return out
 
     def reserve(self, rows: int, dim: int | None = None) -> None:
         """Make room for ``rows`` more frames in one allocation (a loader that knows the frame
@@ -138,9 +188,12 @@ class SearchIndex:
         if need <= len(self._emb):
             return
         capacity = need if exact else max(need, int(len(self._emb) * 1.5), 1024)
-        for name, dtype, shape in (("_emb", np.float32, (capacity, self.dim)), ("_file", np.int32, (capacity,)),
-                                   ("_frame", np.int32, (capacity,)), ("_time", np.float32, (capacity,))):
-            grown = np.empty(shape, dtype=dtype)
+        grown = self._new_matrix(capacity)
+        for first in range(0, self._n, _CHUNK):
+            grown[first:min(self._n, first + _CHUNK)] = self._emb[first:min(self._n, first + _CHUNK)]
+        self._emb = grown
+        for name, dtype in (("_file", np.int32), ("_frame", np.int32), ("_time", np.float32)):
+            grown = np.empty(capacity, dtype=dtype)
             grown[:self._n] = getattr(self, name)[:self._n]
             setattr(self, name, grown)
 
@@ -195,11 +248,16 @@ class SearchIndex:
 
     def clear(self) -> None:
         with self._lock:
-            self.__init__(self.dim, self.exact_max_rows, self.ann_min_rows, self.candidates)
+            self.__init__(self.dim, self.exact_max_rows, self.ann_min_rows, self.candidates, self.spill_rows,
+                          self.spill_dir)
 
     def _compact(self) -> None:
         keep = np.flatnonzero(self._file[:self._n] >= 0)
-        for name in ("_emb", "_file", "_frame", "_time"):
+        emb = self._new_matrix(len(keep))
+        for first in range(0, len(keep), _CHUNK):
+            emb[first:first + _CHUNK] = self._emb[keep[first:first + _CHUNK]]
+        self._emb = emb
+        for name in ("_file", "_frame", "_time"):
             setattr(self, name, getattr(self, name)[:self._n][keep].copy())
         self._n = len(keep)
         self._dead = 0
@@ -298,11 +356,13 @@ class SearchIndex:
             return self._emb[rows[np.linspace(0, total - 1, min(count, total)).astype(np.int64)]]
 
     def search(self, query_vec: np.ndarray, k: int, hash_filter: Iterable[str] | None = None,
-               frame_mask: Mapping[str, Iterable[int]] | None = None, offset: float = 0.0) -> list[Hit]:
+               frame_mask: Mapping[str, Iterable[int]] | None = None, offset: float = 0.0,
+               exact: bool = False) -> list[Hit]:
         """The ``k`` rows with the highest ``row · query_vec − offset``, best first.
 
         ``hash_filter``: only these files (None: all). ``frame_mask``: allowed frame indices per
-        file; files missing from it are left out (the people filter).
+        file; files missing from it are left out (the people filter). ``exact``: never the
+        approximate first pass (what recall is measured against).
         """
         query = np.asarray(query_vec, dtype=np.float32).reshape(-1)
         if self.dim is not None and query.shape[0] != self.dim:
@@ -316,7 +376,7 @@ class SearchIndex:
             if rows_in_scope == 0:
                 return []
             rows, scores = None, None
-            if self._ann is not None and rows_in_scope > self.exact_max_rows:
+            if not exact and self._ann is not None and rows_in_scope > self.exact_max_rows:
                 rows, scores = self._search_ann(query, k, scope, rows_in_scope)
             if rows is None:
                 rows, scores = self._search_exact(query, k, scope, whole=hash_filter is None and frame_mask is None)
@@ -325,7 +385,7 @@ class SearchIndex:
 
     def _search_exact(self, query: np.ndarray, k: int, scope, whole: bool):
         if whole:
-            scores = self._emb[:self._n] @ query
+            scores = self._dot(0, self._n, query)
             if self._dead:
                 scores[self._file[:self._n] < 0] = -np.inf
             best = top_k(scores, k)
@@ -343,11 +403,11 @@ class SearchIndex:
             else:
                 spans.append((start, stop))
         row_parts = [np.arange(start, stop) for start, stop in spans]
-        score_parts = [self._emb[start:stop] @ query for start, stop in spans]
+        score_parts = [self._dot(start, stop, query) for start, stop in spans]
         if picked:
             rows = np.concatenate(picked)
             row_parts.append(rows)
-            score_parts.append(self._emb[rows] @ query)
+            score_parts.append(self._gather_dot(rows, query))
         rows = np.concatenate(row_parts)
         scores = np.concatenate(score_parts)
         best = top_k(scores, k)
@@ -381,6 +441,7 @@ class SearchIndex:
             rows = np.concatenate([rows, tail])
         if len(rows) < min(k, rows_in_scope):
             return None, None
-        scores = self._emb[rows] @ query
+        rows = np.sort(rows)  # the re-rank reads rows in file order when they are on disk
+        scores = self._gather_dot(rows, query)
         best = top_k(scores, k)
         return rows[best], scores[best]

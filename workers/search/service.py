@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import threading
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,23 +36,104 @@ _loaded: dict[tuple[str, str], _Loaded] = {}
 _lock = threading.Lock()
 
 
-def sync(cache_dir: str, model_key: str, hashes: dict[str, str], generation: int) -> _Loaded:
-    """Make sure every file in ``hashes`` (hash → media path) is in this worker's index."""
+def sync(cache_dir: str, model_key: str, hashes: dict[str, str], generation: int,
+         build_now: bool = False) -> _Loaded:
+    """Make sure every file in ``hashes`` (hash → media path) is in this worker's index.
+
+    A large index gets its approximate first pass built in the background (searches are
+    exact meanwhile), or before returning with ``build_now`` (the explicit load).
+    """
     with _lock:
         entry = _loaded.get((cache_dir, model_key))
         if entry is None or entry.generation != generation:
             entry = _loaded[(cache_dir, model_key)] = _Loaded(generation)
-        missing = [h for h in hashes if h not in entry.meta]
-        for hash_str in missing:
-            manifest = store.read_visual_manifest(cache_dir, hash_str)
-            if not manifest or model_key not in manifest.get("embeddings", {}):
-                continue
+        manifests = {}
+        for hash_str in hashes:
+            if hash_str not in entry.meta:
+                manifest = store.read_visual_manifest(cache_dir, hash_str)
+                if manifest and model_key in manifest.get("embeddings", {}):
+                    manifests[hash_str] = manifest
+        dim = next((m["embeddings"][model_key].get("dim") for m in manifests.values()), None)
+        if dim and (entry.index.dim in (None, dim)):
+            # One allocation for the whole load: growing by copies would briefly need 2.5x.
+            entry.index.reserve(sum(int(m.get("frame_count") or 0) for m in manifests.values()), dim)
+        for hash_str, manifest in manifests.items():
             embeddings = np.load(store.embeddings_file(cache_dir, hash_str, model_key))
             entry.index.add(hash_str, embeddings, timestamps=np.arange(len(embeddings), dtype=np.float32))
             entry.meta[hash_str] = {"scenes": manifest.get("scenes") or [], "media_path": manifest.get("media_path")}
-        if missing and len(entry.index) >= ANN_MIN_ROWS:
+    if manifests and len(entry.index) >= ANN_MIN_ROWS:
+        if build_now:
+            entry.index.build_ann()
+        else:
             entry.index.build_ann_in_background()
-        return entry
+    return entry
+
+
+class TextBatcher:
+    """Concurrent searches share text-encoder passes: a query that arrives while the encoder
+    is busy waits for it and goes into the next pass with every other waiting one. An idle
+    encoder starts at once, so a lone search waits for nothing. On 2 cores one pass of 8
+    short texts costs far less than 8 passes of one (and 8 threads fighting over 2 cores)."""
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_batch: int = 16):
+        self._encode = encode
+        self.max_batch = max_batch
+        self._cond = threading.Condition()
+        self._queue: list[_Slot] = []
+        self._running = False
+
+    def embed(self, text: str) -> np.ndarray:
+        slot = _Slot(text)
+        with self._cond:
+            self._queue.append(slot)
+            while not slot.done:
+                if self._running:
+                    self._cond.wait()
+                    continue
+                self._running = True
+                batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+                self._cond.release()
+                try:
+                    self._run(batch)
+                finally:
+                    self._cond.acquire()
+                    self._running = False
+                    self._cond.notify_all()
+        if slot.error is not None:
+            raise slot.error
+        return slot.vector
+
+    def _run(self, batch: list[_Slot]) -> None:
+        try:
+            vectors = self._encode([slot.text for slot in batch])
+            for slot, vector in zip(batch, vectors, strict=True):
+                slot.vector = vector
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting searches
+            if len(batch) == 1:
+                batch[0].error = exc
+            else:  # one bad text must not fail its neighbours
+                for slot in batch:
+                    self._run([slot])
+        for slot in batch:
+            slot.done = True
+
+
+class _Slot:
+    __slots__ = ("text", "vector", "error", "done")
+
+    def __init__(self, text: str):
+        self.text, self.vector, self.error, self.done = text, None, None, False
+
+
+_batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _text_batcher(engine) -> TextBatcher:
+    with _lock:
+        batcher = _batchers.get(engine)
+        if batcher is None:
+            batcher = _batchers[engine] = TextBatcher(engine.embed_texts)
+        return batcher
 
 
 def _image_vector(engine, path: str) -> np.ndarray:
@@ -85,9 +168,18 @@ def _frame_vector(engine, cache_dir: str, model_key: str, path: str, seconds: fl
     return engine.embed_images([rgb])[0]
 
 
-def _thumbnail(cache_dir: str, hash_str: str, frame_idx: int) -> str | None:
-    jpeg = store.read_frame_jpeg(store.visual_dir(cache_dir, hash_str), frame_idx)
-    return base64.b64encode(jpeg).decode("ascii") if jpeg else None
+def _thumbnails(cache_dir: str, matches: list[dict]) -> list[str | None]:
+    """The base64 JPEG of each match, each file's pack read once."""
+    wanted: dict[str, list[int]] = {}
+    for position, match in enumerate(matches):
+        wanted.setdefault(match["hash_str"], []).append(position)
+    out: list[str | None] = [None] * len(matches)
+    for hash_str, positions in wanted.items():
+        jpegs = store.read_frame_jpegs(store.visual_dir(cache_dir, hash_str),
+                                       [matches[p]["frame_idx"] for p in positions])
+        for position, jpeg in zip(positions, jpegs, strict=True):
+            out[position] = base64.b64encode(jpeg).decode("ascii") if jpeg else None
+    return out
 
 
 def search(query: SearchQuery, generation: int) -> list[SearchHit]:
@@ -101,7 +193,7 @@ def search(query: SearchQuery, generation: int) -> list[SearchHit]:
         raise SearchError("none of the searched files has analysis data for the active visual model")
     engine = load_visual_engine(model_key)
 
-    text = engine.embed_texts([query.query])[0] if query.query else None
+    text = _text_batcher(engine).embed(query.query) if query.query else None
     image = None
     if query.kind == "image":
         image = _image_vector(engine, query.image_path)
@@ -117,11 +209,11 @@ def search(query: SearchQuery, generation: int) -> list[SearchHit]:
                             text_weight=float(query.text_weight), hash_filter=hash_filter,
                             frame_mask=frame_mask, max_results=int(query.max_results))
     hits = []
-    for match in grouped:
+    for match, image in zip(grouped, _thumbnails(cache_dir, grouped), strict=True):
         hash_str, frame_idx = match["hash_str"], match["frame_idx"]
         start, end = scenes.scene_for(entry.meta[hash_str]["scenes"], frame_idx)
         hits.append(SearchHit(
-            frame_idx=frame_idx, timestamp=hhmmss(frame_idx), image=_thumbnail(cache_dir, hash_str, frame_idx),
+            frame_idx=frame_idx, timestamp=hhmmss(frame_idx), image=image,
             scene_start_timestamp=hhmmss(start), scene_end_timestamp=hhmmss(end),
             original_index=match["original_index"], hash_str=hash_str,
             video_path=hashes.get(hash_str) or entry.meta[hash_str]["media_path"]))
