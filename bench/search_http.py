@@ -131,7 +131,7 @@ def in_process(model_dir: Path, cache: Path, hashes: list[str], queries: int, te
 
     engine = TransformersVisualEngine(ModelSpec(MODEL_KEY, VISUAL, "clip", "bench"), model_dir, runtime="torch")
     engine.load()
-    entry = sync(str(cache), MODEL_KEY, {h: h for h in hashes}, generation=-1)
+    entry = sync(str(cache), MODEL_KEY, {h: h for h in hashes}, generation=-1, build_now=True)
     seconds = []
     for i in range(queries + 3):
         started = time.perf_counter()
@@ -230,10 +230,8 @@ def recall_and_memory(cache: Path, hashes: list[str], queries: int) -> dict:
     from workers.search import visual_search
     from workers.search.service import sync
 
-    entry = sync(str(cache), MODEL_KEY, {h: h for h in hashes}, generation=-2)
+    entry = sync(str(cache), MODEL_KEY, {h: h for h in hashes}, generation=-1, build_now=True)
     index = entry.index
-    if hasattr(index, "build_ann"):
-        index.build_ann()
     texts = Footage(seed=7).texts(queries)
     got_hits = want_hits = 0
     for text in texts:
