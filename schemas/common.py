@@ -7,6 +7,8 @@ import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from workers.timecode import parse_hhmmss
+
 MAX_SECONDS = 10 ** 7  # a time in a media file: ~115 days, far beyond any real file
 
 
@@ -86,9 +88,7 @@ class Timestamp(fields.Field):
         if isinstance(value, str):
             if len(value) > 40 or not re.fullmatch(self.PATTERN, value):
                 raise ValidationError(f"Not a time: {value[:40]!r} (give seconds or HH:MM:SS).")
-            seconds = 0.0
-            for part in value.split(":"):
-                seconds = seconds * 60 + float(part)
+            seconds = parse_hhmmss(value)
         else:
             try:
                 seconds = float(value)

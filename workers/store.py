@@ -15,6 +15,7 @@ killed worker never leaves a torn file behind. Nothing here imports torch.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -105,7 +106,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             pass  # some network shares refuse chmod; the data is what matters
         os.replace(tmp, path)
     except BaseException:
-        with _suppress():
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 
@@ -126,14 +127,6 @@ def read_json(path: str | os.PathLike, default=None):
             return json.load(handle)
     except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
         return default
-
-
-class _suppress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return True
 
 
 # --- packed thumbnails -------------------------------------------------------------------

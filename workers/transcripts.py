@@ -27,6 +27,7 @@ from pathlib import Path
 
 from workers import store
 from workers.engines.base import Segment
+from workers.timecode import hhmmss
 
 TRANSCRIPT_FORMAT_VERSION = 1
 TRANSCRIPT_FILE = "transcript.json"
@@ -149,8 +150,7 @@ def load_transcript_rows(cache_dir: str | os.PathLike) -> dict[str, tuple[str, l
 
 def format_hms(seconds: float) -> str:
     """``HH:MM:SS``, seconds truncated (12.9 → 00:00:12), as Jumper's timestamps are."""
-    total = max(0, int(float(seconds)))
-    return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
+    return hhmmss(seconds)
 
 
 def search_segments(rows_by_media: Mapping[str, tuple[str, Sequence[Sequence]]], query: str,

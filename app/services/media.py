@@ -8,7 +8,8 @@ from app.paths import check_cache_dir, check_media
 from workers import store
 from workers.active_models import active_model
 from workers.engines import catalogue
-from workers.media.probe import MediaError, hhmmss, probe
+from workers.media.probe import MediaError, probe
+from workers.timecode import hhmmss
 
 
 def _number(value: float) -> float | int:
@@ -49,7 +50,7 @@ def media_properties(cache_dir: str | None, media_paths: list[str]) -> dict:
             out[path] = {"media_path": path, "error": str(exc) if isinstance(exc, MediaError) else exc.strerror,
                          "video_cached": False, "audio_cached": False, "hash_str": None}
             continue
-        runtime = hhmmss(info.duration) if info.kind != "image" else "00:00:01"
+        runtime = hhmmss(info.duration, nearest=True) if info.kind != "image" else "00:00:01"
         out[path] = {
             "video_cached": bool(cache_dir) and info.kind in ("video", "image") and visual_cached(cache_dir, hash_str, model_key),
             "audio_cached": bool(cache_dir) and info.has_audio and audio_cached(cache_dir, hash_str),

@@ -16,8 +16,9 @@ from app.errors import ApiError
 from app.paths import check_cache_dir, check_media
 from workers import store
 from workers.media.frames import frame_at
-from workers.media.probe import MediaError, hhmmss, parse_hhmmss, probe
+from workers.media.probe import MediaError, probe
 from workers.settings import load_settings
+from workers.timecode import hhmmss, parse_hhmmss
 
 SCENE_MAX_FRAMES = 100
 
@@ -107,4 +108,4 @@ def scene_strip(cache_dir: str, media_path: str, start_time, end_time, hash_str:
     seconds = list(range(first, final + 1))
     if len(seconds) > SCENE_MAX_FRAMES:
         seconds = sorted(set(int(round(v)) for v in np.linspace(first, final, SCENE_MAX_FRAMES)))
-    return {"scene_thumbnails": [[_b64(frames.jpeg(t)), hhmmss(t)] for t in seconds]}
+    return {"scene_thumbnails": [[_b64(frames.jpeg(t)), hhmmss(t, nearest=True)] for t in seconds]}

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workers.store import atomic_write_bytes
+from workers.timecode import hhmmss
 
 FORMATS = ("txt", "csv", "docx", "pdf", "srt", "vtt")
 SILENCE_MIN_SECONDS = 1.0
@@ -112,9 +113,7 @@ def with_silences(rows: list[Row], min_gap: float = SILENCE_MIN_SECONDS) -> list
     return out
 
 
-def _hms(seconds: float) -> str:
-    total = int(seconds)
-    return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
+_hms = hhmmss
 
 
 def _clock(seconds: float, separator: str) -> str:

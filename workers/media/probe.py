@@ -6,7 +6,7 @@ Torch-free: the API uses it for /media/metadata.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from fractions import Fraction
 
 import av
@@ -45,11 +45,6 @@ class MediaInfo:
     frame_rate: Fraction | None = None
     audio_channels: int = 0
     audio_sample_rate: int = 0
-
-    def as_dict(self) -> dict:
-        out = asdict(self)
-        out["frame_rate"] = str(self.frame_rate) if self.frame_rate is not None else None
-        return out
 
 
 def _timecode(container, stream) -> str:
@@ -138,23 +133,3 @@ def probe(path: str | os.PathLike) -> MediaInfo:
                              video.codec_context.name, _exact_rate(video), channels, sample_rate)
         return MediaInfo(path, "audio", _duration(container, audio) or _duration(container, None), 0.0, 0, 0,
                          False, True, timecode, fmt, audio_channels=channels, audio_sample_rate=sample_rate)
-
-
-def hhmmss(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
-
-
-def parse_hhmmss(value: str | float | int) -> float:
-    """'HH:MM:SS', 'MM:SS', 'SS(.sss)' or a number → seconds. Raises ValueError."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    parts = str(value).strip().split(":")
-    if not 1 <= len(parts) <= 3:
-        raise ValueError(f"not a time: {value!r} (expected HH:MM:SS)")
-    total = 0.0
-    for part in parts:
-        total = total * 60 + float(part)
-    if total < 0:
-        raise ValueError(f"time must not be negative: {value!r}")
-    return total

@@ -15,10 +15,11 @@ from PIL import Image, ImageOps
 
 from workers import scenes, store
 from workers.media.frames import frame_at
-from workers.media.probe import MediaError, hhmmss, probe
+from workers.media.probe import MediaError, probe
 from workers.messages import SearchHit, SearchQuery
 from workers.search import SearchIndex, visual_search
 from workers.search.index import ANN_MIN_ROWS
+from workers.timecode import hhmmss
 
 
 class SearchError(ValueError):
