@@ -21,7 +21,7 @@ from tasks.progress import ProgressReporter
 from workers import store
 from workers.engines.base import ModelUnavailable
 from workers.media.probe import MediaError, probe
-from workers.messages import FaceJob, FileJob, ModelChoice, ProgressEvent
+from workers.messages import FileJob, ModelChoice, ProgressEvent
 from workers.pipeline import Cancelled
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,9 @@ def _visual_step(info, cache_dir, hash_str, job, models, reporter, should_cancel
         reporter.file_progress(info.path, "video", 0.0)
         engine = load_visual_engine(models.visual)
     # A job that already holds this file's faces (a re-run batch) needs no second detection.
-    face_jobs = [f for f in job.face_jobs if not _job_has_media(cache_dir, f, hash_str)]
+    from workers.faces.storage import job_has_media
+
+    face_jobs = [f for f in job.face_jobs if not job_has_media(cache_dir, f.cluster_job_name, hash_str)]
     collector = None
     if face_jobs:
         from workers.pipeline.faces import FaceCollector
@@ -187,13 +189,6 @@ def _visual_step(info, cache_dir, hash_str, job, models, reporter, should_cancel
     if collector is not None:
         for face_job in face_jobs:
             collector.store(cache_dir, face_job.encode(), hash_str)
-
-
-def _job_has_media(cache_dir: str, face_job: FaceJob, hash_str: str) -> bool:
-    from workers.faces.storage import job_folder, read_meta
-
-    meta = read_meta(job_folder(cache_dir, face_job.cluster_job_name)) or {}
-    return hash_str in meta.get("media_hashes", [])
 
 
 def finish_file(task_id: str, status: str, error: dict | None) -> None:

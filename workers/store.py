@@ -191,6 +191,11 @@ def has_frames(cache_dir: str | os.PathLike, hash_str: str) -> bool:
     return bool(manifest and manifest.get("frames_complete"))
 
 
-def has_embeddings(cache_dir: str | os.PathLike, hash_str: str, model_key: str) -> bool:
+def embedded_manifest(cache_dir: str | os.PathLike, hash_str: str, model_key: str) -> dict | None:
+    """The file's manifest when it holds embeddings of ``model_key``, else None."""
     manifest = read_visual_manifest(cache_dir, hash_str)
-    return bool(manifest and model_key in manifest.get("embeddings", {}))
+    return manifest if manifest and model_key in manifest.get("embeddings", {}) else None
+
+
+def has_embeddings(cache_dir: str | os.PathLike, hash_str: str, model_key: str) -> bool:
+    return embedded_manifest(cache_dir, hash_str, model_key) is not None

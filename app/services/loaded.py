@@ -32,8 +32,8 @@ def _visual_entries(cache_dir: str, model_key: str) -> dict[str, str]:
     entries = {}
     for entry in os.scandir(cache_dir):
         if entry.is_dir() and _HASH_DIR.match(entry.name):
-            manifest = store.read_visual_manifest(cache_dir, entry.name)
-            if manifest and model_key in manifest.get("embeddings", {}):
+            manifest = store.embedded_manifest(cache_dir, entry.name, model_key)
+            if manifest:
                 entries[entry.name] = manifest.get("media_path") or entry.name
     return entries
 

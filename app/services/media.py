@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from app.paths import check_cache_dir, check_media
-from workers import store
+from workers import store, transcripts
 from workers.active_models import active_model
 from workers.engines import catalogue
 from workers.media.probe import MediaError, probe
@@ -33,7 +33,7 @@ def visual_cached(cache_dir: str, hash_str: str, model_key: str | None) -> bool:
 
 
 def audio_cached(cache_dir: str, hash_str: str) -> bool:
-    return (store.audio_dir(cache_dir, hash_str) / "transcript.json").exists()
+    return transcripts.transcript_path(cache_dir, hash_str).exists()
 
 
 def media_properties(cache_dir: str | None, media_paths: list[str]) -> dict:
@@ -75,6 +75,6 @@ def cache_paths(cache_dir: str, media_path: str) -> dict:
     audio = store.audio_dir(cache_dir, hash_str)
     return {
         "video_cache_path": str(visual) if (visual / store.MANIFEST).exists() else None,
-        "audio_cache_path": str(audio) if (audio / "transcript.json").exists() else None,
+        "audio_cache_path": str(audio) if transcripts.transcript_path(cache_dir, hash_str).exists() else None,
         "hash_str": hash_str,
     }

@@ -23,6 +23,7 @@ from app.paths import check_media
 from app.services.media import usable_visual_model, visual_cached
 from tasks import state
 from workers import store, transcripts
+from workers.faces.storage import job_has_media
 from workers.settings import load_settings
 from workers.watch import config
 from workers.watch.scanner import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, StabilityTracker, scan_folder
@@ -88,13 +89,6 @@ def _kind(path: str) -> str:
     return "image" if ext in IMAGE_EXTENSIONS else "video"
 
 
-def _has_faces(cache_dir: str, job_name: str, hash_str: str) -> bool:
-    from workers.faces.storage import job_folder, read_meta
-
-    meta = read_meta(job_folder(cache_dir, job_name)) or {}
-    return hash_str in meta.get("media_hashes", [])
-
-
 def _needs(path: str, folder: dict) -> set[str]:
     """What this folder asks for that the cache does not hold yet for ``path`` (by content hash):
     a subset of {"visual", "faces", "speech"}."""
@@ -110,7 +104,7 @@ def _needs(path: str, folder: dict) -> set[str]:
                 cache_dir, hash_str, usable_visual_model()):
             needs.add("visual")
         job = folder.get("cluster_job_name")
-        if folder.get("enable_face_analysis") and job and not _has_faces(cache_dir, job, hash_str):
+        if folder.get("enable_face_analysis") and job and not job_has_media(cache_dir, job, hash_str):
             needs.add("faces")
     if folder.get("enable_audio_analysis") and kind in ("video", "audio") and not transcripts.has_transcript(
             cache_dir, hash_str):

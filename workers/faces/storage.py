@@ -500,3 +500,9 @@ def update_job(cache_dir: str | os.PathLike, job_name: str, create: dict | None 
         update = JobUpdate(folder, meta, data)
         yield update
         update.commit()
+
+
+def job_has_media(cache_dir: str | os.PathLike, job_name: str, hash_str: str) -> bool:
+    """Whether clustering job ``job_name`` already holds the faces of file ``hash_str``."""
+    meta = read_meta(job_folder(cache_dir, job_name)) or {}
+    return hash_str in meta.get("media_hashes", [])

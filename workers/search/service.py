@@ -51,8 +51,8 @@ def sync(cache_dir: str, model_key: str, hashes: dict[str, str], generation: int
         manifests = {}
         for hash_str in hashes:
             if hash_str not in entry.meta:
-                manifest = store.read_visual_manifest(cache_dir, hash_str)
-                if manifest and model_key in manifest.get("embeddings", {}):
+                manifest = store.embedded_manifest(cache_dir, hash_str, model_key)
+                if manifest:
                     manifests[hash_str] = manifest
         dim = next((m["embeddings"][model_key].get("dim") for m in manifests.values()), None)
         if dim and (entry.index.dim in (None, dim)):
