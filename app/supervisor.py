@@ -1,6 +1,6 @@
 """Starts and stops sightline's processes: embedded Redis, workers, the API.
 
-``sightline serve`` without a Redis URL runs all three on this machine (DESIGN.md); with a
+``sightline serve`` without a Redis URL runs all three on this machine (docs/architecture.md); with a
 URL, only the API. ``sightline worker`` runs the worker processes alone. A worker that dies
 is restarted; Ctrl-C (or SIGTERM) stops every child, Redis last.
 """

@@ -17,7 +17,7 @@ the goldens shipped in ../shared/testdata/video/pyscenedetect_goldens.
 
 PySceneDetect is a bench-only dependency, pinned in requirements-bench.txt. Install it with
 ``--no-deps``: its wheel requires a second OpenCV distribution next to the project's
-opencv-contrib-python-headless (DESIGN.md, known traps).
+opencv-contrib-python-headless (docs/architecture.md, Known traps).
 """
 
 from __future__ import annotations

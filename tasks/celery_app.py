@@ -1,6 +1,6 @@
 """The Celery application shared by the API (which only sends tasks) and the workers.
 
-Two queues (DESIGN.md): ``analysis`` for long jobs, one at a time per worker, and ``query``
+Two queues (docs/architecture.md): ``analysis`` for long jobs, one at a time per worker, and ``query``
 for low-latency searches. Task modules are imported by the worker only, so the API process
 never imports torch.
 """

@@ -2,7 +2,7 @@
 events, model loading flags and which analysis data is loaded.
 
 Both the API processes and the workers use this module, so every API process sees the same
-answers (DESIGN.md, "State"). Values are plain JSON; nothing here knows about HTTP.
+answers (docs/architecture.md, "Storage"). Values are plain JSON; nothing here knows about HTTP.
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ def build_clip_vit_b32(folder: str | Path, seed: int = 0) -> Path:
 
 def empty_tokenizer_copy(source: str | Path, folder: str | Path) -> Path:
     """A copy of a checkpoint whose tokenizer has lost its vocabulary: what transformers 5
-    silently hands back for an offline hub id (DESIGN.md, Known traps)."""
+    silently hands back for an offline hub id (docs/architecture.md, Known traps)."""
     import shutil
 
     source, folder = Path(source), Path(folder)

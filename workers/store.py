@@ -1,6 +1,6 @@
 """Where analysis results live on disk, and how they are written.
 
-Layout under a request's ``cache_dir`` (Jumper's layout, DESIGN.md "State")::
+Layout under a request's ``cache_dir`` (Jumper's layout, docs/architecture.md "Storage")::
 
     <cache_dir>/<hash_str>/            visual analysis of one file
         manifest.json                  format version, probe facts, frame times, scenes, models done

@@ -47,7 +47,7 @@ class ModelSpec:
 BUILTIN: dict[str, ModelSpec] = {
     spec.key: spec
     for spec in (
-        # Jumper's visual keys are aliases of open SigLIP checkpoints (DESIGN.md, Models).
+        # Jumper's visual keys are aliases of open SigLIP checkpoints (docs/architecture.md, Models).
         ModelSpec("v2-medium-256", VISUAL, "siglip2", "google/siglip2-base-patch16-256", 256, 0.4, 5, 3,
                   True, "V2 Medium"),
         ModelSpec("v2-large-384", VISUAL, "siglip2", "google/siglip2-so400m-patch14-384", 384, 1.1, 3, 5,

@@ -158,7 +158,7 @@ def check_tokenizer(tokenizer, vocab_size: int, folder: Path, key: str) -> None:
     """Refuse a tokenizer that would silently embed every text the same way.
 
     transformers 5 can hand back a tokenizer with no vocabulary instead of failing
-    (DESIGN.md, Known traps); its ids then say nothing about the text.
+    (docs/architecture.md, Known traps); its ids then say nothing about the text.
     """
     size = len(tokenizer)
     fix = catalogue.fix_command(key)
