@@ -37,12 +37,17 @@ def _file_problem(path: str) -> str | None:
     return None
 
 
-def require_model(kind: str, key: str | None = None) -> str:
-    """The active (or given) model key for ``kind``; 503 while it loads, 400 when absent."""
-    key = key or active_model(kind)
+def refuse_while_loading(kind: str) -> None:
+    """503 while a model of ``kind`` is being loaded (switched) by the workers."""
     loading = state.model_loading(kind)
     if loading:
         raise ApiError(503, f"The {kind} model {loading} is still loading; retry shortly")
+
+
+def require_model(kind: str, key: str | None = None) -> str:
+    """The active (or given) model key for ``kind``; 503 while it loads, 400 when absent."""
+    key = key or active_model(kind)
+    refuse_while_loading(kind)
     spec = catalogue.get_spec(key)
     if spec is None:
         raise ApiError(400, f"Unknown {kind} model '{key}'")
@@ -53,9 +58,7 @@ def require_model(kind: str, key: str | None = None) -> str:
 
 def visual_model_ready() -> bool:
     """True when the active visual model's files are here; 503 while it is being switched."""
-    loading = state.model_loading("visual")
-    if loading:
-        raise ApiError(503, f"The visual model {loading} is still loading; retry shortly")
+    refuse_while_loading("visual")
     return usable_visual_model() is not None
 
 

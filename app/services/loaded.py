@@ -12,6 +12,7 @@ import time
 
 from app.errors import ApiError
 from app.paths import check_cache_dir, check_media
+from app.services.analysis import refuse_while_loading
 from tasks import state
 from tasks.celery_app import celery_app
 from workers import store, transcripts
@@ -51,9 +52,7 @@ def _warm(cache_dir: str) -> None:
 
 
 def _check_model_ready() -> str:
-    loading = state.model_loading("visual")
-    if loading:
-        raise ApiError(503, f"The visual model {loading} is still loading; retry shortly")
+    refuse_while_loading("visual")
     return active_model("visual")
 
 
