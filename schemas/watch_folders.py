@@ -1,6 +1,7 @@
 from marshmallow import fields, validate
 
 from schemas.common import Base, Path
+from workers.watch import config as limits
 
 
 class WatchFolderFields(Base):
@@ -12,14 +13,15 @@ class WatchFolderFields(Base):
     enable_visual_analysis = fields.Boolean()
     enable_audio_analysis = fields.Boolean()
     enable_face_analysis = fields.Boolean()
-    audio_language = fields.String(validate=validate.Length(min=1, max=40))
-    cluster_job_name = fields.String(allow_none=True, validate=validate.Length(max=200))
-    face_eps = fields.Float(validate=validate.Range(min=0.0, min_inclusive=False, max=10.0))
-    face_min_samples = fields.Integer(strict=True, validate=validate.Range(min=1, max=1000))
-    excluded_extensions = fields.List(fields.String(validate=validate.Length(max=50)),
-                                      validate=validate.Length(max=500))
-    excluded_filename_globs = fields.List(fields.String(validate=validate.Length(max=500)),
-                                          validate=validate.Length(max=500))
+    audio_language = fields.String(validate=validate.Length(min=1, max=limits.LANGUAGE_MAX_CHARS))
+    cluster_job_name = fields.String(allow_none=True, validate=validate.Length(max=limits.JOB_NAME_MAX_CHARS))
+    face_eps = fields.Float(validate=validate.Range(min=0.0, min_inclusive=False, max=limits.FACE_EPS_MAX))
+    face_min_samples = fields.Integer(strict=True,
+                                      validate=validate.Range(min=1, max=limits.FACE_MIN_SAMPLES_MAX))
+    excluded_extensions = fields.List(fields.String(validate=validate.Length(max=limits.EXTENSION_MAX_CHARS)),
+                                      validate=validate.Length(max=limits.LIST_MAX_ITEMS))
+    excluded_filename_globs = fields.List(fields.String(validate=validate.Length(max=limits.GLOB_MAX_CHARS)),
+                                          validate=validate.Length(max=limits.LIST_MAX_ITEMS))
 
 
 class WatchFolderCreate(WatchFolderFields):

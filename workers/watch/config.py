@@ -41,6 +41,14 @@ DEFAULTS: dict = {
     "excluded_filename_globs": [],
 }
 _EDITABLE = {"folder_path", "cache_dir", *DEFAULTS}
+# Limits the API schema (schemas/watch_folders.py) and this module's own checks share.
+FACE_EPS_MAX = 10.0
+FACE_MIN_SAMPLES_MAX = 1000
+LANGUAGE_MAX_CHARS = 40
+JOB_NAME_MAX_CHARS = 200
+EXTENSION_MAX_CHARS = 50
+GLOB_MAX_CHARS = 500
+LIST_MAX_ITEMS = 500
 # Fields the server owns; a client that sends a whole folder object back gets them ignored.
 _READ_ONLY = {"id", "created_at", "last_poll_time", "files_analyzed_count"}
 
@@ -207,12 +215,14 @@ def _validated(fields: dict) -> dict:
                 raise ValueError("cluster_job_name must be a string")
             out[key] = value.strip() if value and value.strip() else None
         elif key == "face_eps":
-            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"face_eps must be a positive number, got {value!r}")
+            if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+                    or not 0 < value <= FACE_EPS_MAX):
+                raise ValueError(f"face_eps must be a positive number up to {FACE_EPS_MAX}, got {value!r}")
             out[key] = float(value)
         elif key == "face_min_samples":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"face_min_samples must be a whole number of at least 1, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= FACE_MIN_SAMPLES_MAX:
+                raise ValueError(f"face_min_samples must be a whole number from 1 to {FACE_MIN_SAMPLES_MAX}, "
+                                 f"got {value!r}")
             out[key] = value
         elif key == "excluded_extensions":
             out[key] = normalise_extensions(value)
