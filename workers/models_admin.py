@@ -25,7 +25,6 @@ from workers.engines import catalogue
 from workers.engines.base import ModelUnavailable
 from workers.engines.catalogue import SPEECH, VISUAL, ModelSpec
 
-VISUAL_MODEL_TYPES = {"clip": "clip", "siglip": "siglip", "siglip2": "siglip2"}
 # Files a checkpoint needs; everything else in a hub repo (other frameworks' weights) is skipped.
 PULL_PATTERNS = [
     "config.json", "*.safetensors", "tokenizer*", "special_tokens_map.json", "preprocessor_config.json",
@@ -69,8 +68,8 @@ def detect(source: Path) -> tuple[str, str]:
             model_type = json.loads(config_path.read_text()).get("model_type", "")
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as exc:
             raise ValueError(f"{config_path} is not a readable JSON config: {exc}") from exc
-        if model_type in VISUAL_MODEL_TYPES:
-            return VISUAL, VISUAL_MODEL_TYPES[model_type]
+        if model_type in catalogue.VISUAL_MODEL_TYPES:
+            return VISUAL, catalogue.VISUAL_MODEL_TYPES[model_type]
         raise ValueError(f"{source} holds a {model_type or 'unknown'!r} model; visual models must be "
                          "CLIP, SigLIP or SigLIP2 (config.json model_type clip / siglip / siglip2)")
     if len(list(source.glob("*.pt"))) == 1:

@@ -18,6 +18,11 @@ VISUAL = "visual"
 SPEECH = "speech"
 FACES = "faces"
 
+# A visual checkpoint's config.json model_type -> the family whose text/image conventions
+# apply (what import detects and what the visual engine loads).
+VISUAL_MODEL_TYPES = {"clip": "clip", "siglip": "siglip", "siglip2": "siglip2"}
+VISUAL_FAMILIES = tuple(dict.fromkeys(VISUAL_MODEL_TYPES.values()))
+
 
 @dataclass(frozen=True)
 class ModelSpec:

@@ -27,9 +27,8 @@ from workers.engines.base import ModelUnavailable
 
 log = logging.getLogger(__name__)
 
-FAMILIES = ("clip", "siglip", "siglip2")
-# model_type in config.json -> the family whose text/image conventions apply.
-MODEL_TYPES = {"clip": "clip", "siglip": "siglip", "siglip2": "siglip2"}
+FAMILIES = catalogue.VISUAL_FAMILIES
+MODEL_TYPES = catalogue.VISUAL_MODEL_TYPES
 IMAGE_BATCH = 16
 TEXT_BATCH = 64
 
