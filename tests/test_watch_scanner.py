@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_watch_api import SPEC_DEFAULTS  # the spec's defaults, written once
 from workers.watch import config
 from workers.watch.config import UnknownWatchFolder
 from workers.watch.scanner import StabilityTracker, is_excluded, is_media_file, scan_folder
@@ -42,18 +43,7 @@ def test_new_folder_gets_the_documented_defaults(home, ingest):
 
     assert folder["id"].startswith("wf-") and len(folder["id"]) > 5
     assert folder["folder_path"] == str(ingest)
-    assert {k: folder[k] for k in config.DEFAULTS} == {
-        "enabled": True,
-        "enable_visual_analysis": True,
-        "enable_audio_analysis": False,
-        "enable_face_analysis": False,
-        "audio_language": "english",
-        "cluster_job_name": None,
-        "face_eps": 0.48,
-        "face_min_samples": 5,
-        "excluded_extensions": [],
-        "excluded_filename_globs": [],
-    }
+    assert {k: folder[k] for k in config.DEFAULTS} == SPEC_DEFAULTS
     assert folder["cache_dir"] == str(home / "cache")
     assert before <= folder["created_at"] <= time.time()
     assert folder["last_poll_time"] is None and folder["files_analyzed_count"] == 0

@@ -166,3 +166,14 @@ def current_system() -> str:
 
 def fix_command(key: str) -> str:
     return f"sightline models pull {key}  (or: sightline models import {key} /path/to/checkpoint)"
+
+
+def require_spec(model_key: str, kind: str, base: Path | None = None) -> ModelSpec:
+    """The spec of ``model_key``, which must be a ``kind`` model; ValueError naming the known ones."""
+    spec = get_spec(model_key, base)
+    if spec is None:
+        known = sorted(k for k, s in all_specs(base).items() if s.kind == kind)
+        raise ValueError(f"unknown {kind} model {model_key!r}; known {kind} models: {', '.join(known)}")
+    if spec.kind != kind:
+        raise ValueError(f"model {model_key!r} is a {spec.kind} model, not a {kind} model")
+    return spec

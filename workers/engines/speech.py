@@ -99,13 +99,7 @@ def check_language(model_key: str, language: str | None, base: Path | None = Non
 
 
 def _speech_spec(model_key: str, base: Path | None = None) -> catalogue.ModelSpec:
-    spec = catalogue.get_spec(model_key, base)
-    if spec is None:
-        known = sorted(k for k, s in catalogue.all_specs(base).items() if s.kind == catalogue.SPEECH)
-        raise ValueError(f"unknown speech model {model_key!r}; known speech models: {', '.join(known)}")
-    if spec.kind != catalogue.SPEECH:
-        raise ValueError(f"model {model_key!r} is a {spec.kind} model, not a speech model")
-    return spec
+    return catalogue.require_spec(model_key, catalogue.SPEECH, base)
 
 
 @dataclass

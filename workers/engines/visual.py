@@ -361,12 +361,7 @@ def load_visual_engine(model_key: str, models_dir: Path | None = None, runtime: 
     Raises ValueError for a key that is not a visual model, ModelUnavailable (whose message
     carries the fix command) when its files are not on this machine or are broken.
     """
-    spec = catalogue.get_spec(model_key, models_dir)
-    if spec is None:
-        known = sorted(k for k, s in catalogue.all_specs(models_dir).items() if s.kind == catalogue.VISUAL)
-        raise ValueError(f"unknown visual model {model_key!r}; known: {', '.join(known)}")
-    if spec.kind != catalogue.VISUAL:
-        raise ValueError(f"{model_key!r} is a {spec.kind} model, not a visual one")
+    spec = catalogue.require_spec(model_key, catalogue.VISUAL, models_dir)
     cache_key = f"{model_key}|{models_dir}|{runtime}"
     with _CACHE_LOCK:
         engine = _ENGINES.get(cache_key)
