@@ -18,11 +18,13 @@ from celery.signals import task_failure
 from tasks import state
 from tasks.celery_app import celery_app
 from tasks.progress import ProgressReporter
-from workers import store
+from workers import analysis
+from workers.analysis import AnalysisOptions, describe_error
 from workers.engines.base import ModelUnavailable
-from workers.media.probe import MediaError, probe
+from workers.media.probe import MediaError
 from workers.messages import FileJob, ModelChoice, ProgressEvent
 from workers.pipeline import Cancelled
+from workers.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +96,7 @@ def analyze_file(self, task_id: str, encoded_job: dict, cache_dir: str, encoded_
         reporter.emit(ProgressEvent.file_cancelled(task_id, path, kind), force=True)
     except Exception as exc:  # noqa: BLE001 - any failure fails this file only
         status = "failed"
-        error = {"path": path, "error": _describe(exc)}
+        error = {"path": path, "error": describe_error(exc)}
         if not isinstance(exc, (MediaError, ModelUnavailable, FileNotFoundError, ValueError)):
             log.exception("analysis of %s failed", path)
         reporter.emit(ProgressEvent.file_failed(task_id, path, error["error"], kind), force=True)
@@ -104,91 +106,16 @@ def analyze_file(self, task_id: str, encoded_job: dict, cache_dir: str, encoded_
     return {"status": status}
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or exc.__class__.__name__
-    return text if isinstance(exc, (MediaError, ModelUnavailable)) else f"{exc.__class__.__name__}: {text}"
-
-
 def _run_file(job: FileJob, cache_dir: str, models: ModelChoice, reporter: ProgressReporter,
               should_cancel) -> list[dict]:
-    """Run each part the file was asked for (visual, speech). A part that fails is reported
-    on its own; the file fails only when every part failed. Returns the parts' errors."""
-    path = job.path
-    info = probe(path)
-    hash_str = store.hash_file(path)
-    parts = []
-    if job.visual or job.face_jobs:
-        parts.append(("video", lambda: _visual_step(info, cache_dir, hash_str, job, models, reporter,
-                                                    should_cancel)))
-    if job.speech:
-        parts.append(("speech", lambda: _speech_step(info, cache_dir, hash_str, job, models, reporter,
-                                                     should_cancel)))
-    errors: list[tuple[str, Exception]] = []
-    for kind, run in parts:
-        try:
-            run()
-        except Cancelled:
-            raise
-        except Exception as exc:  # noqa: BLE001 - one part failing leaves the others' results
-            errors.append((kind, exc))
-    if len(errors) == len(parts):
-        raise errors[0][1]
-    for kind, exc in errors:
-        reporter.emit(ProgressEvent.file_failed(reporter.task_id, path, _describe(exc), kind), force=True)
-    return [{"path": path, "part": kind, "error": _describe(exc)} for kind, exc in errors]
-
-
-def _speech_step(info, cache_dir, hash_str, job, models, reporter, should_cancel) -> None:
-    from workers.pipeline.speech import transcribe_file
-    from workers.settings import load_settings
-    from workers.transcripts import load_transcript
-
-    if not info.has_audio:
-        raise MediaError("file has no audio stream to transcribe")
-    existing = load_transcript(cache_dir, hash_str)
-    language = job.speech.language
-    same = existing and existing.get("model_key") == models.speech and (
-        language in (None, "", "auto") or existing.get("language_requested", language) == language)
-    if same and "channels" not in existing:
-        # Made before channels were analysed: a file with one speaker per channel was
-        # transcribed as a garbled downmix, so a multichannel file is transcribed again.
-        from workers.media.audio import audio_channels
-
-        count, surround = audio_channels(info.path)
-        same = count < 2 or surround
-    if not same:
-        transcribe_file(info.path, cache_dir, hash_str, language, models.speech,
-                        progress=lambda p: reporter.file_progress(info.path, "speech", p),
-                        should_cancel=should_cancel, device=load_settings().device)
-    reporter.file_progress(info.path, "speech", 100.0)
-
-
-def _visual_step(info, cache_dir, hash_str, job, models, reporter, should_cancel) -> None:
-    from workers.pipeline.visual import analyze_visual
-
-    if info.kind == "audio":
-        raise MediaError("file has no video stream or image to analyse visually")
-    engine = None
-    if job.visual and models.visual:
-        from workers.engines.visual import load_visual_engine
-
-        reporter.file_progress(info.path, "video", 0.0)
-        engine = load_visual_engine(models.visual)
-    # A job that already holds this file's faces (a re-run batch) needs no second detection.
-    from workers.faces.storage import job_has_media
-
-    face_jobs = [f for f in job.face_jobs if not job_has_media(cache_dir, f.cluster_job_name, hash_str)]
-    collector = None
-    if face_jobs:
-        from workers.pipeline.faces import FaceCollector
-
-        collector = FaceCollector()
-    analyze_visual(info, cache_dir, hash_str, engine, face_sink=collector,
-                   progress=lambda p: reporter.file_progress(info.path, "video", p),
-                   should_cancel=should_cancel)
-    if collector is not None:
-        for face_job in face_jobs:
-            collector.store(cache_dir, face_job.encode(), hash_str)
+    """Analyse the file (workers.analysis); each part that failed alone is reported on its own.
+    Returns the parts' errors."""
+    options = AnalysisOptions.for_job(job, models, load_settings().device)
+    result = analysis.analyze_file(job.path, cache_dir, options, should_cancel=should_cancel,
+                                   progress=lambda part, percent: reporter.file_progress(job.path, part, percent))
+    for failure in result.failures:
+        reporter.emit(ProgressEvent.file_failed(reporter.task_id, job.path, failure.error, failure.part), force=True)
+    return [{"path": job.path, "part": f.part, "error": f.error} for f in result.failures]
 
 
 def finish_file(task_id: str, status: str, error: dict | None) -> None:
@@ -212,7 +139,7 @@ def finalize(task_id: str) -> None:
                 cluster_after_batch(extra["cache_dir"], face_job, reporter)
             except Exception as exc:  # noqa: BLE001
                 log.exception("clustering %s failed", face_job.get("cluster_job_name"))
-                errors.append({"cluster_job_name": face_job.get("cluster_job_name"), "error": _describe(exc)})
+                errors.append({"cluster_job_name": face_job.get("cluster_job_name"), "error": describe_error(exc)})
     failed = record.get("failed", 0)
     if cancelled:
         final = "cancelled"
