@@ -14,7 +14,6 @@ libraries are imported when an engine loads.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import threading
@@ -26,6 +25,7 @@ import numpy as np
 
 from workers.engines import catalogue
 from workers.engines.base import ModelUnavailable, Segment, Word
+from workers.engines.whisper_adapter import whisper_progress
 
 SAMPLE_RATE = 16000
 
@@ -292,7 +292,7 @@ class OpenAIWhisperEngine:
         if len(audio) == 0:
             return Transcription([], code or "en", 0.0)
         report = _ProgressReporter(progress, duration)
-        with self._transcribe_lock, _whisper_progress(report, duration):
+        with self._transcribe_lock, whisper_progress(report, duration):
             result = whisper.transcribe(self.model, audio, language=code, word_timestamps=True,
                                         fp16=self.device.startswith("cuda"), verbose=None)
         segments = []
@@ -337,49 +337,6 @@ def _append(segments: list[Segment], start: float, end: float, text: str, words:
         return
     start = max(0.0, start)
     segments.append(Segment(start, max(start, end), text, words))
-
-
-class _whisper_progress:
-    """openai-whisper reports progress only through a tqdm bar; swap the ``tqdm`` that its
-    transcribe module sees (that module only, for one call) for one that forwards to us.
-
-    Raising from ``update`` (a cancel) propagates out of ``whisper.transcribe``.
-    """
-
-    def __init__(self, report: _ProgressReporter, duration: float):
-        self.report = report
-        self.duration = duration
-        self.module = importlib.import_module("whisper.transcribe")
-        self.saved = None
-
-    def __enter__(self):
-        report, duration = self.report, self.duration
-
-        class _Bar:
-            def __init__(self, total=None, **_kwargs):
-                self.total = total or 1
-                self.n = 0
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return False
-
-            def update(self, n=1):
-                self.n += n
-                report(duration * self.n / self.total)
-
-        class _Shim:
-            tqdm = _Bar
-
-        self.saved = self.module.tqdm
-        self.module.tqdm = _Shim
-        return self
-
-    def __exit__(self, *exc):
-        self.module.tqdm = self.saved
-        return False
 
 
 def _find_checkpoint(path: Path) -> Path | None:
