@@ -102,6 +102,17 @@ def _speech_spec(model_key: str, base: Path | None = None) -> catalogue.ModelSpe
     return catalogue.require_spec(model_key, catalogue.SPEECH, base)
 
 
+def _checked_input(key: str, multilingual: bool, audio: np.ndarray,
+                   language: str | None) -> tuple[str | None, np.ndarray, float]:
+    """The language code, float32 samples and duration of one transcription; ValueError for
+    a language an English-only model cannot transcribe."""
+    code = normalize_language(language)
+    if not multilingual and code not in (None, "en"):
+        raise ValueError(f"speech model {key!r} only transcribes English, not {language!r}")
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    return code, audio, len(audio) / SAMPLE_RATE
+
+
 @dataclass
 class Transcription:
     segments: list[Segment]
@@ -204,11 +215,7 @@ class FasterWhisperEngine:
     def transcribe_detailed(self, audio: np.ndarray, language: str | None = None,
                             progress: Progress = None) -> Transcription:
         self.load()
-        code = normalize_language(language)
-        if not self.multilingual and code not in (None, "en"):
-            raise ValueError(f"speech model {self.key!r} only transcribes English, not {language!r}")
-        audio = np.ascontiguousarray(audio, dtype=np.float32)
-        duration = len(audio) / SAMPLE_RATE
+        code, audio, duration = _checked_input(self.key, self.multilingual, audio, language)
         if len(audio) == 0:
             return Transcription([], code or "en", 0.0)
         common = dict(language=code, beam_size=self.beam_size, vad_filter=True, word_timestamps=True)
@@ -284,11 +291,7 @@ class OpenAIWhisperEngine:
         self.load()
         import whisper
 
-        code = normalize_language(language)
-        if not self.model.is_multilingual and code not in (None, "en"):
-            raise ValueError(f"speech model {self.key!r} only transcribes English, not {language!r}")
-        audio = np.ascontiguousarray(audio, dtype=np.float32)
-        duration = len(audio) / SAMPLE_RATE
+        code, audio, duration = _checked_input(self.key, self.model.is_multilingual, audio, language)
         if len(audio) == 0:
             return Transcription([], code or "en", 0.0)
         report = _ProgressReporter(progress, duration)

@@ -94,11 +94,8 @@ class SearchIndex:
                  ann_min_rows: int = ANN_MIN_ROWS, candidates: int = CANDIDATES, spill_rows: int = SPILL_ROWS,
                  spill_dir: str | None = None):
         self.dim = dim
-        self.exact_max_rows = exact_max_rows
-        self.ann_min_rows = ann_min_rows
-        self.candidates = candidates
-        self.spill_rows = spill_rows
-        self.spill_dir = spill_dir
+        self.exact_max_rows, self.ann_min_rows, self.candidates = exact_max_rows, ann_min_rows, candidates
+        self.spill_rows, self.spill_dir = spill_rows, spill_dir
         self._lock = threading.RLock()
         self._emb = np.zeros((0, dim or 0), dtype=np.float32)
         self._file = np.zeros(0, dtype=np.int32)  # file ordinal of each row, -1 once removed
