@@ -232,7 +232,8 @@ def recall_and_memory(cache: Path, hashes: list[str], queries: int) -> dict:
 
     entry = sync(str(cache), MODEL_KEY, {h: h for h in hashes}, generation=-1, build_now=True)
     index = entry.index
-    texts = Footage(seed=7).texts(queries)
+    footage = Footage()  # the generator build_cache used: queries about the same topics as the frames
+    texts = footage.texts(queries)
     got_hits = want_hits = 0
     for text in texts:
         fast = visual_search(index, text_vec=text, max_results=50)
