@@ -229,6 +229,8 @@ def test_split_trim_delete_and_frame_accuracy(editor, reference_frames):
     got = [frame_number(_jpeg(f["frame_url"]), reference_frames) for f in strip["frames"][::5]]
     assert got == [12, 17, 24, 29]  # timeline 1.0 is source 2.4 in the second segment
     assert a.call("POST", f"/project/{pid}/preview/strip", json={"start": 0, "end": 1.5, "fps": 200}).status_code == 400
+    assert len(a.ok("POST", f"/project/{pid}/preview/strip", json={"start": 0, "end": 1.0, "fps": 200})["frames"]) \
+        == 200
     assert a.call("POST", f"/project/{pid}/preview/strip", json={"start": 1, "end": 0.5}).status_code == 400
 
 

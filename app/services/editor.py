@@ -9,6 +9,7 @@ long (grade, generate, export, URL ingest) are Celery tasks; previews are one ff
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 import shutil
@@ -488,8 +489,7 @@ def preview_frame(key_id: str, project_id: str, ts: float) -> dict:
 
 def preview_strip(key_id: str, project_id: str, data: dict) -> dict:
     start, end, fps = data["start"], data["end"], data["fps"]
-    count = int((end - start) * fps + 1e-9) + (0 if ((end - start) * fps).is_integer() else 1)
-    count = max(1, count)
+    count = max(1, math.ceil((end - start) * fps - 1e-6))  # frames at start, start + 1/fps, ... before end
     if count > MAX_STRIP_FRAMES:
         raise ApiError(400, f"That strip has {count} frames; at most {MAX_STRIP_FRAMES} (lower fps or the range)")
     with session_scope() as session:
