@@ -1,4 +1,5 @@
-"""The ``sightline`` command: serve, worker, keys, models."""
+"""The ``sightline`` command: serve, worker, keys, models; and the client commands analyze,
+search, transcript (``app/client_cli.py``)."""
 
 from __future__ import annotations
 
@@ -212,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("key")
     imp.add_argument("source")
     models.set_defaults(func=cmd_models)
+
+    from app.client_cli import add_client_commands
+
+    add_client_commands(sub)
     return parser
 
 

@@ -242,3 +242,22 @@ def database_url(request, session_tmp) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{session_tmp / 'sightline-test.db'}"
     return request.getfixturevalue("postgres").url()
+
+
+@pytest.fixture(scope="session")
+def web_server(session_tmp, tiny_model_dir):
+    """A server whose media and export roots are set (the web page, its media routes and the CLI
+    client): ``(server, media_root, export_root)``. Media inside the root: copies of the test files."""
+    home = session_tmp / "web"
+    media_root, export_root = home / "media", home / "exports"
+    media_root.mkdir(parents=True)
+    export_root.mkdir()
+    for name in ("counter.mp4", "fades.mp4", "testvideo.mp4", "jfk.flac"):
+        shutil.copy(DATA / name, media_root / name)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SIGHTLINE_")},
+           "SIGHTLINE_HOME": str(home / "home"), "SIGHTLINE_MODELS_DIR": str(home / "home" / "models")}
+    result = sightline("models", "import", "tiny-clip", str(tiny_model_dir), env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    srv = start_server(home, {"SIGHTLINE_MEDIA_ROOTS": str(media_root), "SIGHTLINE_EXPORT_ROOTS": str(export_root)})
+    yield srv, media_root, export_root
+    srv.stop()

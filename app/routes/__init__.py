@@ -17,7 +17,7 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("health", API_PREFIX), ("models", API_PREFIX), ("media", API_PREFIX), ("analyze", API_PREFIX),
     ("analysis_data", API_PREFIX), ("search", API_PREFIX), ("transcriptions", API_PREFIX),
     ("thumbnails", API_PREFIX), ("faces", API_PREFIX), ("watch_folders", API_PREFIX), ("export", API_PREFIX),
-    ("openapi", API_PREFIX), ("reframe", "/api/v2"), ("editor", "/api"),
+    ("openapi", API_PREFIX), ("reframe", "/api/v2"), ("editor", "/api"), ("web", ""),
 )
 
 

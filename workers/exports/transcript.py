@@ -281,6 +281,16 @@ def default_output_path(display_name: str, fmt: str) -> str:
     return str(folder / f"{stem[:200]}.{fmt}")
 
 
+def render_transcript(segments: Sequence, fmt: str = "txt", display_name: str = "Transcript",
+                      include_silences: bool = True, channels: Sequence | None = None) -> tuple[bytes, int]:
+    """The file's bytes and its row count, in memory (the CLI prints them; the API writes them)."""
+    fmt = normalize_format(fmt)
+    rows = parse_segments(segments, channels)
+    if include_silences:
+        rows = with_silences(rows)
+    return _WRITERS[fmt](rows, _display_name(display_name))
+
+
 def export_transcript(segments: Sequence, fmt: str = "txt", output_path: str | os.PathLike | None = None,
                       display_name: str = "Transcript", include_silences: bool = True,
                       channels: Sequence | None = None) -> dict:
@@ -291,9 +301,7 @@ def export_transcript(segments: Sequence, fmt: str = "txt", output_path: str | o
     """
     fmt = normalize_format(fmt)
     title = _display_name(display_name)
-    rows = parse_segments(segments, channels)
-    if include_silences:
-        rows = with_silences(rows)
+    data, count = render_transcript(segments, fmt, title, include_silences, channels)
     if output_path is None or (isinstance(output_path, str) and not output_path.strip()):
         output_path = default_output_path(title, fmt)
     path = Path(output_path).expanduser()
@@ -301,7 +309,6 @@ def export_transcript(segments: Sequence, fmt: str = "txt", output_path: str | o
         path = Path.cwd() / path
     if path.is_dir():
         raise ValueError(f"output_path {str(path)!r} is a folder; give a file name such as {title}.{fmt}")
-    data, count = _WRITERS[fmt](rows, title)
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:
