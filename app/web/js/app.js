@@ -46,6 +46,10 @@ function selectTab(tab, focus = false) {
   }
   if (focus) tab.focus();
   const name = tab.getAttribute("aria-controls");
+  // The player serves the sections that play media; the others get the whole width.
+  const player = ["library", "search", "transcripts", "export"].includes(name);
+  $("player-panel").hidden = !player;
+  $("layout").classList.toggle("wide", !player);
   sections[name]?.shown?.();
 }
 

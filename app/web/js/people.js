@@ -28,8 +28,10 @@ async function refreshJobs() {
   }
 }
 
+// Cluster ids are UUIDs: people see a position number instead (and the name, once given).
+function number(c) { return clusters.indexOf(c) + 1; }
 function clusterLabel(c) {
-  return `${c.name || `Cluster ${c.cluster_id}`} (${c.size})`;
+  return `${c.name || `Cluster ${number(c)}`} (${c.size} faces)`;
 }
 
 async function refreshClusters() {
@@ -50,7 +52,8 @@ async function refreshClusters() {
 }
 
 function renderCluster(c) {
-  const nameId = `cluster-name-${c.cluster_id}`;
+  const n = number(c);
+  const nameId = `cluster-name-${n}`;
   const faces = el("div", { class: "faces" }, c.sample_faces.map((image) =>
     el("img", { class: "face", alt: "", src: `data:image/jpeg;base64,${image}` })));
   const more = el("div", { class: "more" });
@@ -58,10 +61,10 @@ function renderCluster(c) {
     el("h3", { text: clusterLabel(c) }),
     faces,
     el("form", { class: "row", onsubmit: (event) => { event.preventDefault(); rename(c, event.target.elements[0].value); } },
-      el("label", { for: nameId, text: `Name of cluster ${c.cluster_id}` }),
+      el("label", { for: nameId, text: `Name of cluster ${n}` }),
       el("input", { id: nameId, type: "text", value: c.name || "" }),
-      el("button", { type: "submit", text: "Save name", "aria-label": `Save name of cluster ${c.cluster_id}` })),
-    el("button", { type: "button", text: "Show faces to move", "aria-label": `Show faces of cluster ${c.cluster_id}`,
+      el("button", { type: "submit", text: "Save name", "aria-label": `Save name of cluster ${n}` })),
+    el("button", { type: "button", text: "Show faces to move", "aria-label": `Show faces of cluster ${n}`,
       onclick: () => showFaces(c, more) }),
     more);
 }
@@ -70,8 +73,9 @@ async function rename(c, name) {
   try {
     await put("/faces/clusters/names", { cache_dir: cacheDir(), cluster_job_name: job(),
       assignments: [{ cluster_id: c.cluster_id, name: name.trim() || null }] });
-    say($("people-status"), name.trim() ? `Cluster ${c.cluster_id} is now ${name.trim()}` : `Cluster ${c.cluster_id} has no name`, "ok");
+    const n = number(c);
     await refreshClusters();
+    say($("people-status"), name.trim() ? `Cluster ${n} is now ${name.trim()}` : `Cluster ${n} has no name`, "ok");
     changed();
   } catch (err) {
     say($("people-status"), err.message, "error");
@@ -89,7 +93,7 @@ async function showFaces(c, box) {
         el("span", {}, el("input", { type: "checkbox", id, value: String(face.face_id) }),
           el("label", { for: id, text: `Face ${face.face_id}` })));
     });
-    const targetId = `move-target-${c.cluster_id}`;
+    const targetId = `move-target-${number(c)}`;
     const target = el("select", { id: targetId },
       clusters.filter((o) => o.cluster_id !== c.cluster_id).map((o) => el("option", { value: o.cluster_id, text: clusterLabel(o) })),
       el("option", { value: "new", text: "a new cluster" }), el("option", { value: "noise", text: "not a person (noise)" }));
@@ -107,8 +111,8 @@ async function showFaces(c, box) {
 async function modify(body, done) {
   try {
     const reply = await post("/faces/clusters/modify", { cache_dir: cacheDir(), cluster_job_name: job(), ...body });
-    say($("people-status"), `${done}: ${reply.message || ""}`, "ok");
     await refreshClusters();
+    say($("people-status"), `${done}: ${reply.message || ""}`, "ok");
     changed();
   } catch (err) {
     say($("people-status"), err.message, "error");
@@ -123,7 +127,8 @@ function move(ids, target) {
 function merge() {
   const from = $("merge-from").value, into = $("merge-into").value;
   if (!from || !into || from === into) { say($("people-status"), "Choose two different clusters", "error"); return; }
-  modify({ merges: [{ cluster_ids: [from], target_cluster_id: into }] }, `Merged cluster ${from} into ${into}`);
+  const label = (id) => clusterLabel(clusters.find((c) => c.cluster_id === id));
+  modify({ merges: [{ cluster_ids: [from], target_cluster_id: into }] }, `Merged ${label(from)} into ${label(into)}`);
 }
 
 async function recluster() {
@@ -139,7 +144,9 @@ async function recluster() {
       if (event.done) {
         if (event.status === "failed") say(status, `Recluster failed: ${event.error}`, "error");
         else say(status, `Reclustered: ${event.num_clusters} clusters, ${event.noise_entries} faces left out`, "ok");
-        refreshClusters();
+        refreshClusters().then(() => {
+          if (event.status !== "failed") say(status, `Reclustered: ${event.num_clusters} clusters, ${event.noise_entries} faces left out`, "ok");
+        });
         changed();
       }
     });

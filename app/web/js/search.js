@@ -55,9 +55,9 @@ function render(matches) {
         el("div", { text: match.timestamp }),
         el("div", { class: "muted", text: `scene ${scene.start}–${scene.end}` }))),
       el("div", { class: "actions" },
-        el("button", { type: "button", text: "More like this", "aria-label": `More like ${name} at ${match.timestamp}`,
+        el("button", { type: "button", text: "Similar", "aria-label": `More like ${name} at ${match.timestamp}`,
           onclick: () => moreLike(match.video_path, at) }),
-        el("button", { type: "button", text: "Add to bin", "aria-label": `Add ${name} at ${match.timestamp} to bin`,
+        el("button", { type: "button", text: "+ Bin", "aria-label": `Add ${name} at ${match.timestamp} to bin`,
           onclick: () => addToBin({ path: match.video_path, seconds: at }) }))));
   }
 }

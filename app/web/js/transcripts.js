@@ -68,7 +68,20 @@ async function exportTranscript() {
   }
 }
 
+// The line being played is marked, so a reader can follow along.
+function follow() {
+  const video = $("player");
+  if (!current || video.dataset.path !== current.path) return;
+  const t = video.currentTime;
+  for (const button of $("transcript-lines").querySelectorAll("button")) {
+    const [start, , end] = current.segments[[...button.parentNode.parentNode.children].indexOf(button.parentNode)] || [];
+    if (start <= t && t < end) button.setAttribute("aria-current", "true");
+    else button.removeAttribute("aria-current");
+  }
+}
+
 export function init() {
+  $("player").addEventListener("timeupdate", follow);
   $("transcript-search-form").addEventListener("submit", (event) => { event.preventDefault(); searchTranscripts(); });
   $("transcript-open-form").addEventListener("submit", (event) => {
     event.preventDefault();
