@@ -27,7 +27,9 @@ async function run(path, body, label) {
   const started = performance.now();
   try {
     await ensureLoaded(body.cache_dir);
+    const loadedAt = performance.now();
     const reply = await post(path, body);
+    document.body.dataset.loadMs = String(Math.round(loadedAt - started));
     render(reply.matches || []);
     const ms = Math.round(performance.now() - started);
     say(status, `${reply.matches.length} results for ${label} (${ms} ms)`);
