@@ -55,7 +55,24 @@ def check_cache_dir(path: str, field: str = "cache_dir") -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
-_CHECKS = {"media": check_media, "export": check_export, "cache": check_cache_dir}
+def uploads_dir() -> Path:
+    """Where reference images uploaded through ``/media/reference-image`` are kept."""
+    return load_settings().data_dir / "uploads"
+
+
+def is_upload(path: str) -> bool:
+    return Path(os.path.realpath(path)).parent == Path(os.path.realpath(uploads_dir()))
+
+
+def check_reference_image(path: str, field: str = "image_path") -> str:
+    """An image a search compares with: a media file, or one this server stored on upload
+    (it lives in the data folder, outside the media roots, and holds only what a key sent)."""
+    _resolve(path, field)
+    return path if is_upload(path) else check_media(path, field)
+
+
+_CHECKS = {"media": check_media, "export": check_export, "cache": check_cache_dir,
+           "reference": check_reference_image}
 
 
 def check_request_paths(schema: Schema, data: object) -> None:

@@ -24,13 +24,14 @@ class Path(fields.String):
 
     - ``"media"``: a file or folder the request reads (SIGHTLINE_MEDIA_ROOTS);
     - ``"export"``: where the request writes (SIGHTLINE_EXPORT_ROOTS);
-    - ``"cache"``: an analysis cache folder (either set of roots).
+    - ``"cache"``: an analysis cache folder (either set of roots);
+    - ``"reference"``: an image to compare with: media, or an upload the server stored itself.
 
     Left out, it follows the field's name: ``cache_dir`` is a cache, ``output*``/``export*`` an
     export, anything else media.
     """
 
-    ROOTS = ("media", "export", "cache")
+    ROOTS = ("media", "export", "cache", "reference")
 
     def __init__(self, *, roots: str | None = None, **kwargs):
         if roots is not None and roots not in self.ROOTS:

@@ -40,7 +40,7 @@ class _NeedsQueryForExclude(_VisualSearch):
 
 
 class ImageSearchRequest(_NeedsQueryForExclude):
-    image_path = Path(required=True)
+    image_path = Path(required=True, roots="reference")
 
 
 class FrameSearchRequest(_NeedsQueryForExclude):

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from app.errors import ApiError
-from app.paths import check_media
+from app.paths import check_media, uploads_dir
 from workers.media.probe import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from workers.settings import load_settings
 from workers.store import atomic_write_bytes
@@ -76,16 +76,6 @@ def streamable(path: str | None) -> str:
     if _kind(resolved) is None:
         raise ApiError(400, f"path: not a media file: {path}")
     return resolved
-
-
-def uploads_dir() -> Path:
-    return load_settings().data_dir / "uploads"
-
-
-def is_upload(path: str) -> bool:
-    """A reference image this server stored itself (``save_image``): searchable whatever the roots."""
-    resolved = Path(os.path.realpath(path))
-    return resolved.parent == Path(os.path.realpath(uploads_dir()))
 
 
 def save_image(image_base64: str) -> str:

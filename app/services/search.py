@@ -9,8 +9,7 @@ import os
 from celery.exceptions import TimeoutError as CeleryTimeout
 
 from app.errors import ApiError, unwrap
-from app.paths import check_cache_dir, check_media
-from app.services.library import is_upload
+from app.paths import check_cache_dir, check_media, check_reference_image
 from app.services.loaded import resolve_loaded
 from tasks.celery_app import celery_app
 from workers.active_models import active_model
@@ -48,9 +47,7 @@ def visual_search(kind: str, data: dict) -> dict:
             return {"matches": []}
     image_path = media_path = None
     if kind == "image":
-        image_path = data["image_path"]
-        # An image uploaded through /media/reference-image lives in the data folder, outside the roots.
-        image_path = image_path if is_upload(image_path) else check_media(image_path, "image_path")
+        image_path = check_reference_image(data["image_path"], "image_path")
         if not os.path.isfile(image_path):
             raise ApiError(400, f"image_path: file not found: {image_path}")
     if kind == "frame":
