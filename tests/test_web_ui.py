@@ -1,7 +1,7 @@
 """The web page in a real headless Chromium, against a real server (tiny CLIP, real workers,
 real face detection): sign in → analyse two files with live progress → text search → play a
 result at its timestamp → name a face cluster → see the name in the people filter; then the
-other sections (transcripts, watch folders, export) once each.
+other sections (transcripts, watch folders, export, reframe) once each.
 
 Controls are found by their accessible names, the way a screen reader announces them. A
 screenshot of every section is saved (tests/.tmp/screenshots, or SIGHTLINE_SCREENSHOTS); the
@@ -121,6 +121,7 @@ def test_sign_in_analyse_search_play_and_name_a_person(page, web_server):
     chosen.send_keys(Keys.ENTER)
     page.wait(lambda: _played_at(page, str(media_root / "testvideo.mp4"), seconds), 30, f"the player at {seconds}s")
     page.wait(lambda: page.driver.find_elements("css selector", "#scene-strip img"), 30, "the scene strip")
+    page.wait(lambda: page.js("return document.getElementById('player').readyState") >= 2, 30, "the frame to show")
     page.screenshot("search")
 
     # People: name the cluster, then find the name in the search's people filter.
@@ -223,6 +224,34 @@ def test_transcripts_watch_folders_and_export(page, web_server):
     page.screenshot("export")
 
 
+def test_reframe_ingest_steps_and_the_vertical_result(page, web_server):
+    from tests.reframe_media import two_person_clip
+
+    server, media_root, _ = web_server
+    clip = two_person_clip(media_root / "two-people.mp4")
+    server.wait_idle()
+    page.tab("Reframe").click()
+    page.control("Video to reframe").send_keys(str(clip) + Keys.ENTER)
+    page.wait(lambda: page.js("return document.body.dataset.reframe") in ("ingest:completed", "ingest:failed"), 120,
+              "the ingest")
+    assert page.js("return document.body.dataset.reframe") == "ingest:completed", page.statuses()
+    page.control("Aspect ratio").send_keys("9:16")
+    page.control("Start reframe").click()
+    page.wait(lambda: page.js("return document.body.dataset.reframe") in ("reframe:completed", "reframe:failed"), 300,
+              "the reframe")
+    assert page.js("return document.body.dataset.reframe") == "reframe:completed", page.statuses()
+    steps = page.js("return [...document.querySelectorAll('#reframe-steps li')].map(li => li.textContent)")
+    assert any(step.startswith("reframe running") for step in steps), steps
+    size = page.wait(lambda: page.js("const v = document.getElementById('reframe-result');"
+                                     "return v.readyState >= 1 && [v.videoWidth, v.videoHeight]"), 30, "the result")
+    width, height = size
+    assert abs(width / height - 9 / 16) < 0.02, size
+    assert page.statuses()["reframe-status"] == f"Reframed: {width}×{height}"
+    # Real people on screen: blurred before the screenshot.
+    page.js("document.getElementById('reframe-result').style.filter = 'blur(14px)'")
+    page.screenshot("reframe")
+
+
 def _nameless_controls(page: Page) -> list[str]:
     nameless = []
     for element in page.driver.find_elements("css selector", "main input, main select, main textarea, main button,"
@@ -233,7 +262,7 @@ def _nameless_controls(page: Page) -> list[str]:
 
 
 def test_every_control_has_an_accessible_name_and_tabs_work_by_keyboard(page):
-    for name in ("library", "search", "transcripts", "people", "watch", "export"):
+    for name in ("library", "search", "transcripts", "people", "watch", "export", "reframe"):
         page.driver.find_element("id", f"tab-{name}").click()
         for _attempt in range(5):
             time.sleep(0.5)  # a section refreshes its lists when shown
@@ -249,4 +278,4 @@ def test_every_control_has_an_accessible_name_and_tabs_work_by_keyboard(page):
     assert page.driver.switch_to.active_element.get_attribute("id") == "tab-search"
     assert page.js("return document.getElementById('search').hidden") is False
     page.driver.switch_to.active_element.send_keys(Keys.END)
-    assert page.driver.switch_to.active_element.get_attribute("id") == "tab-export"
+    assert page.driver.switch_to.active_element.get_attribute("id") == "tab-reframe"

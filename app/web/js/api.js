@@ -14,8 +14,8 @@ export const key = {
   clear: () => sessionStorage.removeItem(KEY),
 };
 
-export async function call(method, path, body, { query } = {}) {
-  const url = new URL(API + path, location.origin);
+export async function call(method, path, body, { query, base = API } = {}) {
+  const url = new URL(base + path, location.origin);
   for (const [name, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null) url.searchParams.set(name, value);
   }
@@ -41,6 +41,11 @@ export const get = (path, query) => call("GET", path, undefined, { query });
 export const post = (path, body) => call("POST", path, body);
 export const put = (path, body) => call("PUT", path, body);
 export const del = (path) => call("DELETE", path);
+// The reframe pipeline's API (v2), same key.
+export const v2 = {
+  get: (path) => call("GET", path, undefined, { base: "/api/v2" }),
+  post: (path, body) => call("POST", path, body, { base: "/api/v2" }),
+};
 
 // A URL a <video> or <img> element can load: it cannot send headers, so the key rides along
 // as ?license_key= (the server accepts it there; it is never logged).
@@ -67,11 +72,12 @@ function connect() {
   return socket;
 }
 
-export function follow(taskId, onEvent) {
+// untilDone: false keeps following after a done event (a reframe room sees one per step).
+export function follow(taskId, onEvent, { untilDone = true } = {}) {
   const sock = connect();
   followers.set(taskId, (event) => {
     onEvent(event);
-    if (event.done) unfollow(taskId);
+    if (event.done && untilDone) unfollow(taskId);
   });
   if (sock.connected) sock.emit("join", taskId);
 }

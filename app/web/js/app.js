@@ -6,9 +6,10 @@ import * as transcripts from "./transcripts.js";
 import * as people from "./people.js";
 import * as watch from "./watch.js";
 import * as exporter from "./export.js";
+import * as reframe from "./reframe.js";
 
 const $ = (id) => document.getElementById(id);
-const sections = { library, search, transcripts, people, watch, export: exporter };
+const sections = { library, search, transcripts, people, watch, export: exporter, reframe };
 const CACHE = "sightline.cacheDir";
 
 function showApp(on) {

@@ -26,7 +26,7 @@ async function browse(path) {
   say(status, listing.path ? `${listing.entries.length} items` : "Media roots", "muted");
   for (const entry of listing.entries) {
     if (entry.kind === "folder") {
-      list.append(el("li", {}, el("button", { type: "button", class: "name", text: entry.name,
+      list.append(el("li", {}, el("button", { type: "button", class: "name folder", text: entry.name,
         "aria-label": `Open folder ${entry.name}`, onclick: () => browse(entry.path) })));
     } else {
       const id = `pick-${list.children.length}`;

@@ -13,6 +13,7 @@ function seekWhenReady(video, time) {
 
 export function play(path, time, scene) {
   const video = $("player");
+  if (playing !== path) $("scene-strip").replaceChildren();
   if (playing !== path) {
     playing = path;
     video.src = mediaUrl(path);
