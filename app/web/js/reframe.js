@@ -13,7 +13,14 @@ function show(event) {
   say($("reframe-step"), `${event.step}: ${event.status}${running} ${Math.round(event.progress || 0)}%`,
     event.status === "failed" ? "error" : "");
   if (event.error) say($("reframe-status"), event.error, "error");
-  $("reframe-steps").append(el("li", { text: `${event.step} ${event.status} ${Math.round(event.progress || 0)}%` }));
+  // One line per step and per input it runs first (scene detection, face tracking, …).
+  const name = event.running && event.running !== event.step ? `${event.step} › ${event.running}` : event.step;
+  let line = [...$("reframe-steps").children].find((li) => li.dataset.step === name);
+  if (!line) {
+    line = el("li", { "data-step": name });
+    $("reframe-steps").append(line);
+  }
+  line.textContent = `${name}: ${event.status} ${Math.round(event.progress || 0)}%`;
   if (event.done && event.step === waitingFor) finished(event);
 }
 
