@@ -19,6 +19,7 @@ from workers.media.probe import MediaError, probe
 from workers.messages import SearchHit, SearchQuery
 from workers.search import SearchIndex, visual_search
 from workers.search.index import ANN_MIN_ROWS
+from workers.settings import load_settings
 from workers.timecode import hhmmss
 
 
@@ -29,8 +30,16 @@ class SearchError(ValueError):
 @dataclass
 class _Loaded:
     generation: int
-    index: SearchIndex = field(default_factory=SearchIndex)
+    index: SearchIndex = field(default_factory=lambda: SearchIndex(spill_dir=_spill_dir()))
     meta: dict[str, dict] = field(default_factory=dict)  # hash → {"scenes", "media_path"}
+
+
+def _spill_dir() -> str:
+    """Where a large index keeps its float16 rows: the server's home, on disk (the system's
+    temporary folder may be a RAM disk, which would defeat the point)."""
+    folder = load_settings().home / "search-index"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
 
 
 _loaded: dict[tuple[str, str], _Loaded] = {}
