@@ -7,9 +7,10 @@ import * as people from "./people.js";
 import * as watch from "./watch.js";
 import * as exporter from "./export.js";
 import * as reframe from "./reframe.js";
+import * as editor from "./editor.js";
 
 const $ = (id) => document.getElementById(id);
-const sections = { library, search, transcripts, people, watch, export: exporter, reframe };
+const sections = { library, search, transcripts, people, watch, export: exporter, editor, reframe };
 const CACHE = "sightline.cacheDir";
 
 function showApp(on) {
