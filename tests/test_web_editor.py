@@ -119,3 +119,10 @@ def test_editor_split_grade_preview_and_export(page, web_server):
     path.write_bytes(response.content)
     with av.open(str(path)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 30
+
+    # An upload from this computer lands at the end of the timeline.
+    page.control("Video to upload").send_keys(str(media_root / "counter.mp4"))
+    page.control("Upload").click()
+    page.wait(lambda: page.js("return document.body.dataset.editorSegments") == "3", 60, "the upload")
+    assert page.statuses()["editor-status"] == "Uploaded counter.mp4"
+    assert _segments(page)[2] == "Segment 3: 3.00–6.00 s"

@@ -277,7 +277,7 @@ def _nameless_controls(page: Page) -> list[str]:
 def test_every_control_has_an_accessible_name_and_tabs_work_by_keyboard(page, web_server):
     server, _, export_root = web_server
     _signed_in(page, server, export_root / "ui-cache")
-    for name in ("library", "search", "transcripts", "people", "watch", "export", "reframe"):
+    for name in ("library", "search", "transcripts", "people", "watch", "export", "editor", "reframe"):
         page.driver.find_element("id", f"tab-{name}").click()
         for _attempt in range(5):
             time.sleep(0.5)  # a section refreshes its lists when shown
