@@ -1,7 +1,8 @@
 """The web page's Editor in a real headless Chromium against a real server and worker: sign in →
 a project from counter.mp4 on the server (30 frames at 10 fps) → split it at a typed time → two
 segments → a grade slider moved by keyboard brightens the live preview → export, progress to
-completed, and the download is an mp4 with every frame."""
+completed, and the download is an mp4 with every frame; then the preview strip, an upload from
+this computer, and Apply grade."""
 
 from __future__ import annotations
 
@@ -126,3 +127,14 @@ def test_editor_split_grade_preview_and_export(page, web_server):
     page.wait(lambda: page.js("return document.body.dataset.editorSegments") == "3", 60, "the upload")
     assert page.statuses()["editor-status"] == "Uploaded counter.mp4"
     assert _segments(page)[2] == "Segment 3: 3.00–6.00 s"
+
+    # Apply grade: the selected segment is replaced in place by its graded render.
+    page.control("Apply grade").click()
+    page.wait(lambda: page.statuses()["editor-status"] == "Grade applied"
+              or page.js("return document.getElementById('editor-status').className") == "error", 120, "the grade")
+    assert page.statuses()["editor-status"] == "Grade applied"
+    rows = page.js("return [...document.querySelectorAll('#editor-segments li')].map(li => li.textContent)")
+    assert len(rows) == 3 and rows[1].startswith("Segment 2: 1.20–3.00 s") and rows[1].endswith("(graded)"), rows
+    assert page.js("return document.querySelector('#editor-segments [aria-pressed=true]').textContent") == \
+        "Segment 2: 1.20–3.00 s"
+    assert page.js("return document.getElementById('grade-brightness-value').textContent") == "0.00"
