@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from workers.settings import load_settings
+from workers.settings import EMBEDDED_REDIS_ENV, load_settings
 
 
 def _apply_redis_url(url: str | None) -> None:
@@ -47,7 +47,7 @@ def cmd_serve(args) -> int:
                  _redact(settings.redis_url))
     else:
         url = supervisor.start_embedded_redis()
-        env["SIGHTLINE_EMBEDDED_REDIS_URL"] = url
+        env[EMBEDDED_REDIS_ENV] = url
         log.info("embedded Redis at %s", url)
         supervisor.add_workers(env)
     supervisor.add_api(env, host, port)

@@ -44,8 +44,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from app.factory import create_app
     from app.socket import socketio
-    from tasks.celery_app import redis_url
-    from workers.settings import load_settings
+    from workers.settings import load_settings, redis_url
 
     settings = load_settings()
     host = args.host or settings.host

@@ -7,27 +7,18 @@ never imports torch.
 
 from __future__ import annotations
 
-import os
-
 from celery import Celery
 
-from workers.settings import load_settings
+from workers.settings import redis_url
 
 ANALYSIS_QUEUE = "analysis"
 QUERY_QUEUE = "query"
 
 
-def redis_url() -> str:
-    url = load_settings().redis_url or os.environ.get("SIGHTLINE_EMBEDDED_REDIS_URL")
-    if not url:
-        raise RuntimeError(
-            "No Redis URL: set SIGHTLINE_REDIS_URL, or start everything with `sightline serve`"
-        )
-    return url
-
-
 def make_celery() -> Celery:
-    url = os.environ.get("SIGHTLINE_REDIS_URL") or os.environ.get("SIGHTLINE_EMBEDDED_REDIS_URL") or "redis://"
+    # Importing the app must work before Redis is known (the CLI, the OpenAPI doc); a task sent
+    # then fails to connect instead of failing the import.
+    url = redis_url(default="redis://")
     celery = Celery("sightline", broker=url, backend=url)
     celery.conf.update(
         task_default_queue=QUERY_QUEUE,

@@ -13,8 +13,8 @@ import time
 from functools import lru_cache
 
 from tasks import state
-from tasks.celery_app import redis_url
 from workers.messages import ProgressEvent
+from workers.settings import redis_url
 
 log = logging.getLogger(__name__)
 

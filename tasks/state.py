@@ -26,7 +26,7 @@ def _client(url: str) -> redis.Redis:
 
 
 def client(url: str | None = None) -> redis.Redis:
-    from tasks.celery_app import redis_url
+    from workers.settings import redis_url
 
     return _client(url or redis_url())
 

@@ -101,6 +101,20 @@ class Settings:
         return self.home / "redis"
 
 
+EMBEDDED_REDIS_ENV = "SIGHTLINE_EMBEDDED_REDIS_URL"
+
+
+def redis_url(default: str | None = None) -> str:
+    """The Redis every process talks to: ``SIGHTLINE_REDIS_URL``, else the embedded server
+    ``sightline serve`` started (it passes its URL down as ``SIGHTLINE_EMBEDDED_REDIS_URL``),
+    else ``default``. The one place both are read, so the API, the workers and Celery agree.
+    """
+    url = _env("REDIS_URL") or _env("EMBEDDED_REDIS_URL") or default
+    if not url:
+        raise RuntimeError("No Redis URL: set SIGHTLINE_REDIS_URL, or start everything with `sightline serve`")
+    return url
+
+
 def load_settings() -> Settings:
     home = Path(_env("HOME", "~/.sightline")).expanduser().resolve()
     return Settings(

@@ -25,14 +25,6 @@ class AudioDecodeError(MediaError):
     """The file's audio cannot be decoded (corrupt, truncated, or not media at all)."""
 
 
-def has_audio_stream(path: str | os.PathLike) -> bool:
-    try:
-        with av.open(os.fspath(path), metadata_errors="ignore") as container:
-            return bool(container.streams.audio)
-    except av.error.FFmpegError:
-        return False
-
-
 def audio_channel_count(path: str | os.PathLike) -> int:
     """Channels of the first audio track (0 when there is none or the file cannot be read)."""
     return audio_channels(path)[0]

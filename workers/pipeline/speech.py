@@ -61,12 +61,6 @@ def get_speech_engine(model_key: str, device: str = "auto",
         return engine
 
 
-def loaded_speech_model() -> str | None:
-    """The key of the speech model loaded in this process, if any (for /models/loaded)."""
-    with _lock:
-        return next(iter(_cached))[0] if _cached else None
-
-
 def unload_speech_engine() -> None:
     with _lock:
         _cached.clear()
