@@ -83,6 +83,10 @@ class Settings:
     ai_url: str | None = None
     ai_api_key: str | None = None
     ai_timeout_seconds: float = 300.0
+    # The model cache (workers/engines/cache.py); 0 = no bound beyond each kind's own.
+    model_cache_max_entries: int = 0
+    model_cache_max_gb: float = 0.0
+    model_idle_seconds: float = 0.0
 
     @property
     def keys_file(self) -> Path:
@@ -155,4 +159,7 @@ def load_settings() -> Settings:
         ai_url=_env("AI_URL"),
         ai_api_key=_env("AI_API_KEY"),
         ai_timeout_seconds=_env_float("AI_TIMEOUT_SECONDS", 300.0),
+        model_cache_max_entries=_env_int("MODEL_CACHE_MAX_ENTRIES", 0),
+        model_cache_max_gb=_env_float("MODEL_CACHE_MAX_GB", 0.0),
+        model_idle_seconds=_env_float("MODEL_IDLE_SECONDS", 0.0),
     )

@@ -23,13 +23,14 @@ import os
 import shutil
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from workers.engines.base import Face, ModelUnavailable
+from workers.engines.cache import model_cache
+from workers.engines.catalogue import FACES
 
 DLIB_RECOGNIZER_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 DLIB_LANDMARKS_FILE = "shape_predictor_5_face_landmarks.dat"
@@ -334,16 +335,17 @@ def load_image_rgb(path: str | os.PathLike) -> np.ndarray:
         raise ValueError(f"cannot decode image {os.fspath(path)!r}: {exc}") from exc
 
 
-@lru_cache(maxsize=4)
-def _cached_engine(detector: str, model: str) -> DeepFaceEngine:
-    engine = DeepFaceEngine(detector=detector, model=model)
-    engine.load()
-    return engine
-
-
 def load_face_engine(detector: str | None = None, model: str | None = None) -> DeepFaceEngine:
-    """The process's face engine for the configured (or given) detector and model, loaded once."""
+    """The process's face engine for the configured (or given) detector and model, loaded once
+    (kept in workers/engines/cache.py, at most ``KINDS["faces"].max_loaded`` pairs)."""
     from workers.settings import load_settings
 
     settings = load_settings()
-    return _cached_engine(detector or settings.face_detector, model or settings.face_model)
+    detector, model = detector or settings.face_detector, model or settings.face_model
+
+    def load() -> DeepFaceEngine:
+        engine = DeepFaceEngine(detector=detector, model=model)
+        engine.load()
+        return engine
+
+    return model_cache().get(FACES, model, load, {"detector": detector})

@@ -24,6 +24,7 @@ import numpy as np
 
 from workers.engines import catalogue
 from workers.engines.base import ModelUnavailable
+from workers.engines.cache import gb_to_bytes, model_cache
 
 log = logging.getLogger(__name__)
 
@@ -347,12 +348,7 @@ class TransformersVisualEngine:
         return np.concatenate(parts)
 
 
-# --- per-process cache ---------------------------------------------------------------------------
-
-_ENGINES: dict[str, TransformersVisualEngine] = {}
-_CACHE_LOCK = threading.Lock()
-# A worker serving /models/load switches keeps the previous model warm, not every one ever used.
-MAX_CACHED = 2
+# --- per-process cache (workers/engines/cache.py keeps at most KINDS["visual"].max_loaded) -------
 
 
 def load_visual_engine(model_key: str, models_dir: Path | None = None, runtime: str = "auto"):
@@ -362,22 +358,20 @@ def load_visual_engine(model_key: str, models_dir: Path | None = None, runtime: 
     carries the fix command) when its files are not on this machine or are broken.
     """
     spec = catalogue.require_spec(model_key, catalogue.VISUAL, models_dir)
-    cache_key = f"{model_key}|{models_dir}|{runtime}"
-    with _CACHE_LOCK:
-        engine = _ENGINES.get(cache_key)
-        if engine is None:
-            if not catalogue.is_downloaded(spec, models_dir):
-                raise ModelUnavailable(
-                    f"visual model {model_key!r} is not downloaded (expected in "
-                    f"{catalogue.local_path(spec, models_dir)}); run: {catalogue.fix_command(model_key)}")
-            engine = TransformersVisualEngine(spec, catalogue.local_path(spec, models_dir), runtime=runtime)
-            engine.load()
-            while len(_ENGINES) >= MAX_CACHED:
-                _ENGINES.pop(next(iter(_ENGINES)))
-            _ENGINES[cache_key] = engine
+
+    def load() -> TransformersVisualEngine:
+        if not catalogue.is_downloaded(spec, models_dir):
+            raise ModelUnavailable(
+                f"visual model {model_key!r} is not downloaded (expected in "
+                f"{catalogue.local_path(spec, models_dir)}); run: {catalogue.fix_command(model_key)}")
+        engine = TransformersVisualEngine(spec, catalogue.local_path(spec, models_dir), runtime=runtime)
+        engine.load()
         return engine
+
+    return model_cache().get(catalogue.VISUAL, model_key, load,
+                             {"models_dir": str(models_dir) if models_dir else None, "runtime": runtime},
+                             size_bytes=gb_to_bytes(spec.size_gb))
 
 
 def unload_visual_engines() -> None:
-    with _CACHE_LOCK:
-        _ENGINES.clear()
+    model_cache().clear(catalogue.VISUAL)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import bisect
 import os
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from workers import transcripts
+from workers.engines import catalogue
 from workers.engines.base import Segment
+from workers.engines.cache import gb_to_bytes, model_cache
 from workers.engines.speech import (
     SAMPLE_RATE,
     FasterWhisperEngine,
@@ -41,29 +42,22 @@ from workers.pipeline import Cancelled
 DECODED_AT = 2.0
 SAVE_AT = 99.0
 
-_lock = threading.Lock()
-_cached: dict[tuple, FasterWhisperEngine | OpenAIWhisperEngine] = {}
-
-
 def get_speech_engine(model_key: str, device: str = "auto",
                       models_base: Path | None = None) -> FasterWhisperEngine | OpenAIWhisperEngine:
     """The loaded engine for ``model_key``, loading it on first use in this process.
 
-    Only one speech model is kept: a worker that switches keys frees the previous one.
+    Only one speech model is kept (``KINDS["speech"]`` in workers/engines/cache.py): a worker
+    that switches keys frees the previous one.
     """
-    cache_key = (model_key, device, str(models_base) if models_base else None)
-    with _lock:
-        engine = _cached.get(cache_key)
-        if engine is None:
-            _cached.clear()
-            engine = load_speech_engine(model_key, device=device, base=models_base)
-            _cached[cache_key] = engine
-        return engine
+    spec = catalogue.get_spec(model_key, models_base)
+    return model_cache().get(
+        catalogue.SPEECH, model_key, lambda: load_speech_engine(model_key, device=device, base=models_base),
+        {"device": device, "models_base": str(models_base) if models_base else None},
+        size_bytes=gb_to_bytes(spec.size_gb) if spec else 0)
 
 
 def unload_speech_engine() -> None:
-    with _lock:
-        _cached.clear()
+    model_cache().clear(catalogue.SPEECH)
 
 
 def transcribe_file(media_path: str, cache_dir: str | os.PathLike, hash_str: str, language: str | None,

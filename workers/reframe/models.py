@@ -6,38 +6,28 @@ Every weight comes from an installed package, nothing is downloaded:
 - Silero VAD (an ONNX file inside ``faster-whisper``);
 - resemblyzer's pretrained d-vector voice encoder (``pretrained.pt`` inside its wheel).
 
-Loading is lazy and guarded by one lock, so a Celery worker pays for each model at most
-once and two threads never load the same one twice.
+Loading is lazy and kept in the process's model cache (workers/engines/cache.py, kind
+``reframe``), so a Celery worker pays for each model at most once and two threads never load
+the same one twice.
 """
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
 
+from workers.engines.cache import REFRAME, model_cache
 from workers.pipeline import Cancelled
 
 DETECTORS = ("hog", "cnn")
-
-_CACHE: dict[str, Any] = {}
-_LOCK = threading.Lock()
-
 
 class ModelMissing(RuntimeError):
     """A packaged model cannot be loaded; the message names the package that provides it."""
 
 
 def _cached(key: str, build: Callable[[], Any]) -> Any:
-    model = _CACHE.get(key)
-    if model is not None:
-        return model
-    with _LOCK:
-        model = _CACHE.get(key)
-        if model is None:
-            model = _CACHE[key] = build()
-    return model
+    return model_cache().get(REFRAME, key, build)
 
 
 def _face_models():
@@ -110,7 +100,7 @@ def voice_encoder():
 
 def loaded() -> list[str]:
     """Keys of the models this process holds (for diagnostics and tests)."""
-    return sorted(_CACHE)
+    return sorted(key for _kind, key, _options in model_cache().loaded(REFRAME))
 
 
 def check_stop(should_stop: Callable[[], bool] | None) -> None:
