@@ -1,27 +1,15 @@
-from marshmallow import fields, validate
+from marshmallow import fields
 
 from schemas.common import Base, Path
-from workers.watch import config as limits
+from workers.watch.fields import WatchFolderRules
 
 
-class WatchFolderFields(Base):
-    """Fields a client may set; defaults are applied by workers/watch/config.py (spec table)."""
+class WatchFolderFields(Base, WatchFolderRules):
+    """Fields a client may set (their rules: workers/watch/fields.py); defaults are applied by
+    workers/watch/config.py (spec table). Paths are checked against the allowed roots here."""
 
     folder_path = Path()
     cache_dir = Path(allow_none=True)
-    enabled = fields.Boolean()
-    enable_visual_analysis = fields.Boolean()
-    enable_audio_analysis = fields.Boolean()
-    enable_face_analysis = fields.Boolean()
-    audio_language = fields.String(validate=validate.Length(min=1, max=limits.LANGUAGE_MAX_CHARS))
-    cluster_job_name = fields.String(allow_none=True, validate=validate.Length(max=limits.JOB_NAME_MAX_CHARS))
-    face_eps = fields.Float(validate=validate.Range(min=0.0, min_inclusive=False, max=limits.FACE_EPS_MAX))
-    face_min_samples = fields.Integer(strict=True,
-                                      validate=validate.Range(min=1, max=limits.FACE_MIN_SAMPLES_MAX))
-    excluded_extensions = fields.List(fields.String(validate=validate.Length(max=limits.EXTENSION_MAX_CHARS)),
-                                      validate=validate.Length(max=limits.LIST_MAX_ITEMS))
-    excluded_filename_globs = fields.List(fields.String(validate=validate.Length(max=limits.GLOB_MAX_CHARS)),
-                                          validate=validate.Length(max=limits.LIST_MAX_ITEMS))
 
 
 class WatchFolderCreate(WatchFolderFields):

@@ -51,7 +51,7 @@ def test_switching_speech_models_frees_the_old_one_before_loading():
 def test_global_entry_count_and_byte_budget():
     cache = ModelCache(max_entries=3, reaper=False, kinds={"k": KindPolicy(0, "")})
     for name in "abcd":
-        cache.get("k", name, lambda: name)
+        cache.get("k", name, lambda name=name: name)
     assert [k for _, k, _ in cache.loaded()] == ["b", "c", "d"]
 
     cache = ModelCache(max_bytes=100, reaper=False, kinds={"k": KindPolicy(0, "")})

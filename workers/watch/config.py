@@ -10,7 +10,6 @@ torn file.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import secrets
 import threading
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from workers.settings import load_settings
 from workers.store import atomic_write_json, read_json
+from workers.watch.fields import BOOLEAN_FIELDS, EDITABLE, load_fields
 
 try:
     import fcntl
@@ -40,15 +40,6 @@ DEFAULTS: dict = {
     "excluded_extensions": [],
     "excluded_filename_globs": [],
 }
-_EDITABLE = {"folder_path", "cache_dir", *DEFAULTS}
-# Limits the API schema (schemas/watch_folders.py) and this module's own checks share.
-FACE_EPS_MAX = 10.0
-FACE_MIN_SAMPLES_MAX = 1000
-LANGUAGE_MAX_CHARS = 40
-JOB_NAME_MAX_CHARS = 200
-EXTENSION_MAX_CHARS = 50
-GLOB_MAX_CHARS = 500
-LIST_MAX_ITEMS = 500
 # Fields the server owns; a client that sends a whole folder object back gets them ignored.
 _READ_ONLY = {"id", "created_at", "last_poll_time", "files_analyzed_count"}
 
@@ -188,46 +179,30 @@ def normalise_extensions(extensions) -> list[str]:
 
 
 def _validated(fields: dict) -> dict:
-    unknown = set(fields) - _EDITABLE - _READ_ONLY
+    unknown = set(fields) - EDITABLE - _READ_ONLY
     if unknown:
         raise ValueError(f"unknown watch folder field(s): {', '.join(sorted(unknown))}")
-    out: dict = {}
-    for key, value in fields.items():
-        if key in _READ_ONLY:
-            continue
-        if key == "folder_path":
-            out[key] = _existing_folder(value)
-        elif key == "cache_dir":
-            out[key] = _absolute_path(value, key) if value else None
-        elif key in ("enabled", "enable_visual_analysis", "enable_audio_analysis", "enable_face_analysis"):
-            if not isinstance(value, bool):
-                raise ValueError(f"{key} must be true or false, got {value!r}")
-            out[key] = value
-        elif key == "audio_language":
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError("audio_language must be a non-empty string")
-            from workers.engines.speech import normalize_language
+    for key in BOOLEAN_FIELDS:
+        # The rules read "yes" as true for an HTTP form; what is stored is a real boolean.
+        if key in fields and not isinstance(fields[key], bool):
+            raise ValueError(f"{key} must be true or false, got {fields[key]!r}")
+    out = load_fields({key: value for key, value in fields.items() if key not in _READ_ONLY})
+    if "folder_path" in out:
+        out["folder_path"] = _existing_folder(out["folder_path"])
+    if "cache_dir" in out:
+        out["cache_dir"] = _absolute_path(out["cache_dir"], "cache_dir") if out["cache_dir"] else None
+    if "audio_language" in out:
+        from workers.engines.speech import normalize_language
 
-            normalize_language(value)  # an unknown language is refused now, not file by file later
-            out[key] = value.strip()
-        elif key == "cluster_job_name":
-            if value is not None and not isinstance(value, str):
-                raise ValueError("cluster_job_name must be a string")
-            out[key] = value.strip() if value and value.strip() else None
-        elif key == "face_eps":
-            if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-                    or not 0 < value <= FACE_EPS_MAX):
-                raise ValueError(f"face_eps must be a positive number up to {FACE_EPS_MAX}, got {value!r}")
-            out[key] = float(value)
-        elif key == "face_min_samples":
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= FACE_MIN_SAMPLES_MAX:
-                raise ValueError(f"face_min_samples must be a whole number from 1 to {FACE_MIN_SAMPLES_MAX}, "
-                                 f"got {value!r}")
-            out[key] = value
-        elif key == "excluded_extensions":
-            out[key] = normalise_extensions(value)
-        elif key == "excluded_filename_globs":
-            out[key] = _globs(value)
+        normalize_language(out["audio_language"])  # an unknown language is refused now, not file by file later
+        out["audio_language"] = out["audio_language"].strip()
+    if "cluster_job_name" in out:
+        name = out["cluster_job_name"]
+        out["cluster_job_name"] = name.strip() if name and name.strip() else None
+    if "excluded_extensions" in out:
+        out["excluded_extensions"] = normalise_extensions(out["excluded_extensions"])
+    if "excluded_filename_globs" in out:
+        out["excluded_filename_globs"] = _globs(out["excluded_filename_globs"])
     return out
 
 
