@@ -231,24 +231,28 @@ def _join_components(x: np.ndarray, core: np.ndarray, mst: np.ndarray, n: int):
     starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
     # The pass works on squared distances: max(sqrt(a), c) == sqrt(max(a, c * c)) holds
     # bit for bit in IEEE binary arithmetic, and sqrt is monotone, so the square root and
-    # the row cores wait until the (count, count) minima. That leaves three in-place passes
-    # over each block instead of seven allocating ones; the minima are unchanged.
+    # the row cores wait until the (count, count) minima: three in-place passes over each
+    # block instead of seven allocating ones. A pair's minimum is symmetric, so each row
+    # block only meets the columns from its own start on: half the products.
     squared_cores = cores * cores
     between = np.full((count, count), np.inf, dtype=np.float32)
     block = int(max(64, min(n, 16_000_000 // max(n, 1))))
-    buffer = np.empty((block, n), dtype=np.float32)
+    buffer = np.empty(block * n, dtype=np.float32)
     for a in range(0, n, block):
         b = min(n, a + block)
-        sq = np.matmul(xs[a:b], xs.T, out=buffer[: b - a])
+        sq = np.matmul(xs[a:b], xs[a:].T, out=buffer[: (b - a) * (n - a)].reshape(b - a, n - a))
         np.multiply(sq, 2.0, out=sq)
         np.subtract(2.0, sq, out=sq)
         # Cores are >= 0, so this max also clamps rounding below zero.
-        np.maximum(sq, squared_cores[None, :], out=sq)
-        per_comp = np.minimum.reduceat(sq, starts, axis=1)
+        np.maximum(sq, squared_cores[None, a:], out=sq)
+        col_starts = np.r_[0, starts[starts > a] - a]
+        per_comp = np.minimum.reduceat(sq, col_starts, axis=1)
         np.maximum(per_comp, squared_cores[a:b, None], out=per_comp)
         run = np.flatnonzero(np.r_[True, cs[a + 1:b] != cs[a:b - 1]])
-        ids = cs[a:b][run]
-        between[ids] = np.minimum(between[ids], np.minimum.reduceat(per_comp, run, axis=0))
+        rows, cols = cs[a:b][run], cs[a + col_starts]
+        pair = np.minimum.reduceat(per_comp, run, axis=0)
+        between[np.ix_(rows, cols)] = np.minimum(between[np.ix_(rows, cols)], pair)
+        between[np.ix_(cols, rows)] = np.minimum(between[np.ix_(cols, rows)], pair.T)
     np.sqrt(between, out=between)
     np.fill_diagonal(between, np.inf)
     members = [order[starts[c]:(starts[c + 1] if c + 1 < count else n)] for c in range(count)]
