@@ -12,12 +12,11 @@ Jumper's parameters map onto hdbscan as follows:
   point among its own neighbours.
 
 hdbscan's tree-based minimum spanning tree takes 25-50 s for 20k x 128 here: kd-trees
-do not prune in 128 dimensions. Instead the mutual-reachability MST is built from an exact
-k-nearest-neighbour graph (blocked matrix products) and the graph's components are then
-joined by their closest member pairs, found between components whose centroids are near.
-Edges inside a kNN neighbourhood are exact; only the joins above the kNN radius are
-approximate, and those are far above any useful eps. hdbscan's own code then condenses
-the tree and selects clusters, so the labels follow hdbscan's rules.
+do not prune in 128 dimensions. Instead the mutual-reachability MST is exact Prim on the
+dense matrix up to :data:`DENSE_LIMIT` faces; above it, the MST of an exact
+k-nearest-neighbour graph (blocked matrix products) whose components are then joined by
+their exact closest pairs (one blocked pass over each pair of row blocks). hdbscan's own
+code then condenses the tree and selects clusters, so the labels follow hdbscan's rules.
 """
 
 from __future__ import annotations
