@@ -21,6 +21,14 @@ function show(event) {
     $("reframe-steps").append(line);
   }
   line.textContent = `${name}: ${event.status} ${Math.round(event.progress || 0)}%`;
+  // An input the step ran before the one running now (or before the step ended) is done.
+  for (const other of $("reframe-steps").children) {
+    const input = other.dataset.step;
+    if (event.status !== "failed" && input !== name && input.startsWith(`${event.step} › `) && !other.dataset.done) {
+      other.dataset.done = "1";
+      other.textContent = `${input}: done`;
+    }
+  }
   if (event.done && event.step === waitingFor) finished(event);
 }
 
