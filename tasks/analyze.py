@@ -9,7 +9,6 @@ file never stops the batch, and the counters always reach the total.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from billiard.exceptions import WorkerLostError
@@ -17,6 +16,7 @@ from celery.signals import task_failure
 
 from tasks import state
 from tasks.celery_app import celery_app
+from tasks.heartbeat import Heartbeat
 from tasks.progress import ProgressReporter
 from workers import analysis
 from workers.analysis import AnalysisOptions, describe_error
@@ -29,30 +29,14 @@ from workers.settings import load_settings
 log = logging.getLogger(__name__)
 
 
-class _Heartbeat:
+def _heartbeat(task_id: str, index: int, path: str, every: float = 2.0) -> Heartbeat:
     """Tells the API this task is alive while a long step (a model load, a decode) runs."""
 
-    def __init__(self, task_id: str, index: int, path: str, every: float = 2.0):
-        self.task_id, self.index, self.path, self.every = task_id, index, path, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    def beat() -> None:
+        state.heartbeat(task_id)
+        state.beat_inflight(task_id, index, path)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                state.heartbeat(self.task_id)
-                state.beat_inflight(self.task_id, self.index, self.path)
-            except Exception:  # noqa: BLE001 - Redis may blink; the next beat retries
-                log.warning("heartbeat failed for %s", self.task_id)
-            self._stop.wait(self.every)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=5)
+    return Heartbeat(beat, every, f"task {task_id}")
 
 
 def _cancel_checker(task_id: str):
@@ -85,7 +69,7 @@ def analyze_file(self, task_id: str, encoded_job: dict, cache_dir: str, encoded_
     status, error = "completed", None
     kind = job.kind
     try:
-        with _Heartbeat(task_id, index, path):
+        with _heartbeat(task_id, index, path):
             if should_cancel():
                 raise Cancelled()
             part_errors = _run_file(job, cache_dir, models, reporter, should_cancel)

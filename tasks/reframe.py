@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from pathlib import Path
 
 from tasks.celery_app import celery_app
+from tasks.heartbeat import Heartbeat
 from tasks.progress import ProgressReporter
 from workers import store
 from workers.db import migrate
@@ -62,29 +62,11 @@ class _Progress:
             records.update_step(self.step_id, progress=self.percent)
 
 
-class _Heartbeat:
+def _heartbeat(step_id: int) -> Heartbeat:
     """Keeps the step's row fresh while it runs (a long model load reports no progress), so
     ``/status`` can tell a step in progress from one whose worker was killed."""
-
-    def __init__(self, step_id: int, every: float = HEARTBEAT_SECONDS):
-        self.step_id, self.every = step_id, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                records.touch_step(self.step_id)
-            except Exception:  # noqa: BLE001 - the database may blink; the next beat retries
-                log.warning("heartbeat of reframe step %s failed", self.step_id)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=5)
+    return Heartbeat(lambda: records.touch_step(step_id), HEARTBEAT_SECONDS, f"reframe step {step_id}",
+                     immediately=False)
 
 
 @celery_app.task(name="sightline.reframe.ingest", ignore_result=True)
@@ -97,7 +79,7 @@ def ingest_video(step_id: int) -> dict:
     progress.event("running", 0.0, force=True)
     settings = load_settings()
     try:
-        with _Heartbeat(step_id):
+        with _heartbeat(step_id):
             stored = ingest(video.source_url, settings.data_dir, max_bytes=settings.ingest_max_bytes,
                             timeout=settings.ingest_timeout_seconds, progress=progress.fraction)
     except Exception as exc:  # noqa: BLE001 - any failure fails this ingest, with its reason
@@ -186,7 +168,7 @@ def _store_result(video_id: str, step_id: int, name: str, key: str, output) -> s
 @celery_app.task(name="sightline.reframe.step", ignore_result=True)
 def run_step(step_id: int) -> dict:
     migrate()
-    with _Heartbeat(step_id):
+    with _heartbeat(step_id):
         return _run_step(step_id)
 
 
