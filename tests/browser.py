@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,17 @@ class Page:
 
 def cleanup(profile: Path) -> None:
     shutil.rmtree(profile, ignore_errors=True)
+
+
+@contextmanager
+def open_page(base_url: str, profile: Path) -> Iterator[Page]:
+    """A fresh Chromium on the server's page, started; closed (and its profile removed) after."""
+    driver = make_driver(profile)
+    try:
+        driver.get(base_url + "/")
+        ui = Page(driver)
+        ui.wait(lambda: ui.js("return document.body.dataset.ready"), 30, "the page to start")
+        yield ui
+    finally:
+        driver.quit()
+        cleanup(profile)

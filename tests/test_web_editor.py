@@ -11,7 +11,7 @@ import pytest
 import requests
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser import Page, cleanup, make_driver
+from tests.browser import Page, open_page
 
 pytestmark = pytest.mark.browser
 
@@ -29,15 +29,8 @@ return sum / (d.length / 4);"""
 @pytest.fixture
 def page(web_server, tmp_path):
     server, _, _ = web_server
-    driver = make_driver(tmp_path / "profile")
-    try:
-        driver.get(server.base + "/")
-        ui = Page(driver)
-        ui.wait(lambda: ui.js("return document.body.dataset.ready"), 30, "the page to start")
+    with open_page(server.base, tmp_path / "profile") as ui:
         yield ui
-    finally:
-        driver.quit()
-        cleanup(tmp_path / "profile")
 
 
 def _segments(page: Page) -> list[str]:

@@ -17,7 +17,7 @@ import pytest
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
 
-from tests.browser import Page, cleanup, make_driver
+from tests.browser import Page, open_page
 from tests.test_faces_api import SHOTS, build_video
 
 pytestmark = pytest.mark.browser
@@ -32,16 +32,8 @@ def page(web_server, tmp_path_factory):
     server, media_root, _ = web_server
     # Alice then Bob, 8 s each (one photo a second): enough faces for a cluster at min_samples 5.
     build_video(media_root / "faces.mp4", SHOTS[:9])
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    driver = make_driver(profile)
-    try:
-        driver.get(server.base + "/")
-        ui = Page(driver)
-        ui.wait(lambda: ui.js("return document.body.dataset.ready"), 30, "the page to start")
+    with open_page(server.base, tmp_path_factory.mktemp("chromium-profile")) as ui:
         yield ui
-    finally:
-        driver.quit()
-        cleanup(profile)
 
 
 def _video(page: Page) -> dict:
