@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import av
 
 from workers.exports.ffmpeg import FFmpegError, run_ffmpeg
 from workers.media.probe import MediaError, probe
+from workers.store import atomic_output
 
 RENDER_TIMEOUT = 3600.0
 ENCODE_VIDEO = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p"]
@@ -86,19 +86,6 @@ def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
-def _temp_beside(target: Path, suffix: str) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix, dir=target.parent)
-    os.close(handle)
-    return Path(name)
-
-
-def _finish(temp: Path, target: Path) -> Path:
-    os.chmod(temp, 0o644)
-    os.replace(temp, target)
-    return target
-
-
 def extract_frame(source: SourceInfo, ts: float, target: Path, filters: list[str] | None = None,
                   max_side: int = 1280, quality: int = 3) -> Path:
     """The frame on screen at ``ts`` (seconds in ``source``) as a JPEG, optionally graded."""
@@ -106,19 +93,15 @@ def extract_frame(source: SourceInfo, ts: float, target: Path, filters: list[str
     width, height = scaled_size(source.width, source.height, max_side)
     chain = ([] if (width, height) == (source.width, source.height) else [f"scale={width}:{height}"])
     chain += list(filters or [])
-    temp = _temp_beside(target, ".jpg")
     args = ["-y", "-ss", f"{seek_time(index, source.fps):.6f}", "-i", source.path, "-map", "0:v:0",
             "-frames:v", "1", "-an", "-sn"]
     if chain:
         args += ["-vf", ",".join(chain)]
-    args += ["-q:v", str(quality), "-f", "image2", "-c:v", "mjpeg", str(temp)]
-    try:
-        run_ffmpeg(args, timeout=60)
+    with atomic_output(target, ".jpg") as temp:
+        run_ffmpeg([*args, "-q:v", str(quality), "-f", "image2", "-c:v", "mjpeg", str(temp)], timeout=60)
         if temp.stat().st_size == 0:
             raise FFmpegError(f"no frame at {ts:.3f} s")
-        return _finish(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
+    return target
 
 
 PROXY_GOP = 8
@@ -129,15 +112,12 @@ def make_proxy(source: SourceInfo, target: Path, max_side: int = 1280) -> Path:
     no B-frames, so any frame decodes from at most 8 small ones (a long-GOP 1080p source can need
     60 full-size decodes). Frame times are passed through: frame i is at the same time in both."""
     width, height = scaled_size(source.width, source.height, max_side)
-    temp = _temp_beside(target, ".mp4")
     args = ["-y", "-i", source.path, "-map", "0:v:0", "-an", "-sn", "-vf", f"scale={width}:{height},format=yuv420p",
             "-fps_mode", "passthrough", "-c:v", "libx264", "-preset", "veryfast", "-crf", "16",
-            "-g", str(PROXY_GOP), "-bf", "0", "-movflags", "+faststart", "-f", "mp4", str(temp)]
-    try:
-        run_ffmpeg(args, timeout=RENDER_TIMEOUT)
-        return _finish(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
+            "-g", str(PROXY_GOP), "-bf", "0", "-movflags", "+faststart", "-f", "mp4"]
+    with atomic_output(target, ".mp4") as temp:
+        run_ffmpeg([*args, str(temp)], timeout=RENDER_TIMEOUT)
+    return target
 
 
 def render_range(source: SourceInfo, start: float, end: float, target: Path, filters: list[str] | None = None,
@@ -146,18 +126,15 @@ def render_range(source: SourceInfo, start: float, end: float, target: Path, fil
     first = frame_index(start, source.fps)
     count = frames_between(start, end, source.fps)
     seconds = count / source.fps
-    temp = _temp_beside(target, ".mp4")
     chain = list(filters or []) + ["format=yuv420p"]
     args = ["-y", "-ss", f"{seek_time(first, source.fps):.6f}", "-i", source.path, "-map", "0:v:0"]
     if source.has_audio:
         args += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "192k"]
     args += ["-vf", ",".join(chain), "-frames:v", str(count), "-t", f"{seconds:.6f}",
-             "-r", _rate(source.fps), *ENCODE_VIDEO, "-movflags", "+faststart", "-f", "mp4", str(temp)]
-    try:
-        run_ffmpeg(args, timeout=RENDER_TIMEOUT, progress=progress, duration=seconds)
-        return _finish(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
+             "-r", _rate(source.fps), *ENCODE_VIDEO, "-movflags", "+faststart", "-f", "mp4"]
+    with atomic_output(target, ".mp4") as temp:
+        run_ffmpeg([*args, str(temp)], timeout=RENDER_TIMEOUT, progress=progress, duration=seconds)
+    return target
 
 
 def _rate(fps: float) -> str:
@@ -312,13 +289,9 @@ def export_timeline(parts: list[ExportPart], target: Path, workdir: Path,
     # The declared duration is what the concat demuxer offsets the next piece by: the pictures'
     # length, whatever the audio encoder's priming adds.
     listing.write_text("".join(f"file '{p.name}'\nduration {d:.6f}\n" for p, d in pieces))
-    temp = _temp_beside(target, ".mp4")
-    try:
+    with atomic_output(target, ".mp4") as temp:
         run_ffmpeg(["-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0", "-c", "copy",
                     "-movflags", "+faststart", "-f", "mp4", str(temp)], timeout=RENDER_TIMEOUT)
-        _finish(temp, target)
-    finally:
-        temp.unlink(missing_ok=True)
     report.duration = inspect(target).duration
     if progress:
         progress(1.0)

@@ -72,24 +72,17 @@ def _escape_filter_path(path: str) -> str:
 def _encode(source: str, output: Path, video_filter: str, audio_codec: str | None, duration: float,
             progress: Callable[[float], None] | None, should_stop: Callable[[], bool] | None,
             extra_inputs: list[str] | None = None) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.stem}.{os.getpid()}.part.mp4")
-
     def on_progress(fraction: float) -> None:
         if should_stop is not None and should_stop():
             raise Stopped()
         if progress is not None:
             progress(fraction)
 
-    try:
+    with store.atomic_output(output, ".part.mp4") as partial:
         run_ffmpeg(["-y", "-i", source, *(extra_inputs or []), "-filter_complex", f"[0:v:0]{video_filter}[v]",
                     "-map", "[v]", *_audio_args(audio_codec), *VIDEO_ENCODE, "-fps_mode", "passthrough",
                     "-movflags", "+faststart", str(partial)],
                    progress=on_progress, duration=duration)
-        os.chmod(partial, store.FILE_MODE)
-        os.replace(partial, output)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def render(source: str | os.PathLike, output: str | os.PathLike, camera: CameraPath, *, fps: float,
