@@ -229,15 +229,6 @@ def test_bad_language_and_english_only_model_are_clear_errors(tmp_path):
         transcribe_file(str(JFK), tmp_path, "0123456789abcdef", "klingon", MODEL)
 
 
-def test_missing_and_unknown_models_say_how_to_fix(tmp_path):
-    with pytest.raises(ModelUnavailable, match="sightline models pull whisper-small"):
-        load_speech_engine("whisper-small", base=tmp_path)
-    with pytest.raises(ValueError, match="unknown speech model"):
-        load_speech_engine("no-such-model", base=tmp_path)
-    with pytest.raises(ValueError, match="not a speech model"):
-        load_speech_engine("clip-vit-b32", base=tmp_path)
-
-
 # --- openai-whisper on a checkpoint saved by the test -----------------------------------------
 
 

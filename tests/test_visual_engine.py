@@ -243,15 +243,6 @@ def test_bad_frames_are_refused_with_a_clear_message(models_dir):
         eng.embed_texts("a dog")
 
 
-def test_missing_and_unknown_models(tmp_path):
-    with pytest.raises(ModelUnavailable, match="sightline models pull clip-vit-b32"):
-        load_visual_engine("clip-vit-b32", models_dir=tmp_path)
-    with pytest.raises(ValueError, match="unknown visual model"):
-        load_visual_engine("no-such-model", models_dir=tmp_path)
-    with pytest.raises(ValueError, match="speech model"):
-        load_visual_engine("whisper-base", models_dir=tmp_path)
-
-
 def test_pull_fails_fast_with_the_import_alternative_when_the_hub_is_unreachable(tmp_path, monkeypatch):
     # The hub is made unreachable here (a closed local port), so the test means the same on a
     # machine with internet access, where it would otherwise download the checkpoint.

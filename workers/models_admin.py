@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
-from workers.engines import catalogue
+from workers.engines import catalogue, families
 from workers.engines.base import ModelUnavailable
 from workers.engines.catalogue import SPEECH, VISUAL, ModelSpec
 
@@ -78,7 +78,10 @@ def detect(source: Path) -> tuple[str, str]:
                      "a CTranslate2 model.bin (faster-whisper) or one openai-whisper .pt file")
 
 
-def _validate_visual(folder: Path, key: str) -> int:
+# --- the checks families.FAMILIES names: (folder, key) -> image resolution (0: not fixed) ---------
+
+
+def check_visual(folder: Path, key: str) -> int:
     """Load config + tokenizer as the engine will; returns the image resolution."""
     from transformers import AutoConfig, AutoTokenizer
 
@@ -98,19 +101,25 @@ def _validate_visual(folder: Path, key: str) -> int:
     return prep.out_hw[0]
 
 
-def _validate_faster_whisper(folder: Path) -> None:
+def check_faster_whisper(folder: Path, key: str) -> int:
     if not ((folder / "tokenizer.json").exists() or any(folder.glob("vocabulary.*"))):
         raise ValueError(f"{folder} has a model.bin but no tokenizer.json or vocabulary file")
     try:
         import ctranslate2
     except ImportError:
-        return
+        return 0
     if not ctranslate2.contains_model(str(folder)):
         raise ValueError(f"{folder} is not a CTranslate2 model folder")
+    return 0
 
 
-def _validate_openai_whisper(path: Path) -> None:
+def check_openai_whisper(folder: Path, key: str) -> int:
     import torch
+
+    pts = list(folder.glob("*.pt"))
+    if len(pts) != 1:
+        raise ValueError(f"{folder} must hold exactly one openai-whisper .pt file")
+    path = pts[0]
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -118,18 +127,6 @@ def _validate_openai_whisper(path: Path) -> None:
         raise ValueError(f"{path} is not a loadable openai-whisper checkpoint: {exc}") from exc
     if not isinstance(checkpoint, dict) or not {"dims", "model_state_dict"} <= set(checkpoint):
         raise ValueError(f"{path} is a torch file but not an openai-whisper checkpoint (no dims/model_state_dict)")
-
-
-def _validate(folder: Path, kind: str, family: str, key: str) -> int:
-    if kind == VISUAL:
-        return _validate_visual(folder, key)
-    if family == "faster-whisper":
-        _validate_faster_whisper(folder)
-    else:
-        pts = list(folder.glob("*.pt"))
-        if len(pts) != 1:
-            raise ValueError(f"{folder} must hold exactly one openai-whisper .pt file")
-        _validate_openai_whisper(pts[0])
     return 0
 
 
@@ -195,12 +192,12 @@ def import_model(key: str, source_dir: str | os.PathLike, kind: str | None = Non
     target = base / key
     base.mkdir(parents=True, exist_ok=True)
     if source == target.resolve():
-        resolution = _validate(target, detected_kind, family, key)
+        resolution = families.family(family).check_folder(target, key)
     else:
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.import-", dir=base))
         try:
             _stage(source, staging)
-            resolution = _validate(staging, detected_kind, family, key)
+            resolution = families.family(family).check_folder(staging, key)
             _swap_in(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -247,6 +244,7 @@ def pull_model(key: str, progress: bool = True, models_dir: Path | None = None) 
     spec = catalogue.get_spec(key, models_dir)
     if spec is None:
         raise ValueError(f"unknown model {key!r}; known: {', '.join(sorted(catalogue.all_specs(models_dir)))}")
+    family = catalogue.family_of(spec)
     target = catalogue.local_path(spec, models_dir)
     if catalogue.is_downloaded(spec, models_dir):
         return target
@@ -272,8 +270,8 @@ def pull_model(key: str, progress: bool = True, models_dir: Path | None = None) 
             snapshot_download(repo_id=spec.source, local_dir=staging, allow_patterns=PULL_PATTERNS,
                               etag_timeout=CONNECT_TIMEOUT_S * 2)
         shutil.rmtree(staging / ".cache", ignore_errors=True)
-        if spec.kind == VISUAL or spec.family == "faster-whisper":
-            _validate(staging, spec.kind, spec.family, key)
+        if family.check and family.check_pulled:
+            family.check_folder(staging, key)
         _swap_in(staging, target)
     except PullError:
         shutil.rmtree(staging, ignore_errors=True)

