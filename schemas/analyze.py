@@ -1,6 +1,6 @@
 from marshmallow import fields, validate
 
-from schemas.common import Base, Path
+from schemas.common import Base, Path, schema
 
 
 class TranscriptionJob(Base):
@@ -22,21 +22,8 @@ class AnalyzeRequest(Base):
     face_clustering_jobs = fields.List(fields.Nested(FaceClusteringJob), load_default=list)
 
 
-class AnalyzeStarted(Base):
-    message = fields.String(required=True)
-    task_id = fields.String(required=True)
-    files = fields.Integer()
-    invalid_paths = fields.Dict(keys=fields.String(), values=fields.String())
-    warnings = fields.List(fields.String())
-
-
-class TaskStatus(Base):
-    task_id = fields.String()
-    state = fields.String()
-    kind = fields.String()
-    total = fields.Integer()
-    finished = fields.Integer()
-    failed = fields.Integer()
-    cancelled = fields.Integer()
-    errors = fields.List(fields.Dict())
-    last_event = fields.Dict(allow_none=True)
+AnalyzeStarted = schema("AnalyzeStarted", message=fields.String(required=True), task_id=fields.String(required=True),
+                        files=int, invalid_paths=fields.Dict(keys=fields.String(), values=fields.String()),
+                        warnings=[str])
+TaskStatus = schema("TaskStatus", task_id=str, state=str, kind=str, total=int, finished=int, failed=int, cancelled=int,
+                    errors=[dict], last_event=dict | None)

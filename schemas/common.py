@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+import types
+import typing
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
@@ -16,6 +18,36 @@ class Base(Schema):
     class Meta:
         unknown = EXCLUDE
         ordered = True
+
+
+_PLAIN: dict[type, type[fields.Field]] = {
+    str: fields.String, int: fields.Integer, float: fields.Float, bool: fields.Boolean, dict: fields.Dict,
+}
+
+
+def field_for(shape: typing.Any, **kwargs) -> fields.Field:
+    """The field of a reply value written as a type: ``str``, ``int``, ``float``, ``bool``,
+    ``dict``, a schema (nested), ``[item]`` (a list of item), ``X | None`` (may be null), or a
+    field itself (kept as it is, for one with a description)."""
+    if isinstance(shape, fields.Field):
+        return shape
+    if isinstance(shape, types.UnionType):
+        (inner,) = (arg for arg in typing.get_args(shape) if arg is not type(None))
+        return field_for(inner, allow_none=True, **kwargs)
+    if isinstance(shape, list):
+        (item,) = shape
+        return fields.List(field_for(item), **kwargs)
+    if isinstance(shape, type) and issubclass(shape, Schema):
+        return fields.Nested(shape, **kwargs)
+    return _PLAIN[shape](**kwargs)
+
+
+def schema(name: str, /, **shape: typing.Any) -> type[Base]:
+    """A schema class from its fields, in order. A reply's fields are written as types
+    (``schema("Frame", frame_url=str, timestamp=float)``: optional, only shaping what a route
+    returns); a request's as fields (``ts=fields.Float(required=True)``). A schema with
+    validators of its own stays a class."""
+    return Base.from_dict({key: field_for(value) for key, value in shape.items()}, name=name)
 
 
 class Path(fields.String):

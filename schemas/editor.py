@@ -4,60 +4,29 @@ from __future__ import annotations
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from schemas.common import MAX_SECONDS, Base
+from schemas.common import MAX_SECONDS, Base, schema
+from workers.editor import grade
 
 
 def _time(**kwargs):
     return fields.Float(validate=validate.Range(min=0, max=MAX_SECONDS), **kwargs)
 
 
-def _offset(limit: float = 1.0):
+def _offset(limit: float):
     return fields.Float(load_default=0.0, validate=validate.Range(min=-limit, max=limit))
 
 
-class Health(Base):
-    status = fields.String()
-    database = fields.String()
-
-
-class Me(Base):
-    id = fields.String()
-    label = fields.String()
-    tier = fields.String()
-    credits = fields.Integer(allow_none=True, metadata={"description": "null: unmetered"})
-    created_at = fields.String()
-
-
-class ProviderHealth(Base):
-    name = fields.String()
-    usable = fields.Boolean()
-    configured = fields.Boolean()
-    url = fields.String()
-    capabilities = fields.List(fields.String())
-    detail = fields.String()
-
-
-class AiHealth(Base):
-    provider = fields.String(metadata={"description": "the one SIGHTLINE_AI_PROVIDER selects"})
-    providers = fields.List(fields.Nested(ProviderHealth))
-    scoring = fields.Dict()
-
-
-class AiOperation(Base):
-    id = fields.String()
-    kind = fields.String()
-    provider = fields.String()
-    status = fields.String()
-    project_id = fields.String(allow_none=True)
-    subject_id = fields.String(allow_none=True)
-    detail = fields.String()
-    started_at = fields.String()
-    finished_at = fields.String(allow_none=True)
-    duration_ms = fields.Float(allow_none=True)
-
-
-class AiTimeline(Base):
-    operations = fields.List(fields.Nested(AiOperation))
+Health = schema("Health", status=str, database=str)
+Me = schema("Me", id=str, label=str, tier=str,
+           credits=fields.Integer(allow_none=True, metadata={"description": "null: unmetered"}), created_at=str)
+ProviderHealth = schema("ProviderHealth", name=str, usable=bool, configured=bool, url=str, capabilities=[str],
+                       detail=str)
+AiHealth = schema("AiHealth", provider=fields.String(metadata={"description": "the one SIGHTLINE_AI_PROVIDER selects"}),
+                 providers=[ProviderHealth], scoring=dict)
+AiOperation = schema("AiOperation", id=str, kind=str, provider=str, status=str, project_id=str | None,
+                    subject_id=str | None, detail=str, started_at=str, finished_at=str | None,
+                    duration_ms=float | None)
+AiTimeline = schema("AiTimeline", operations=[AiOperation])
 
 
 class ProjectCreate(Base):
@@ -66,51 +35,17 @@ class ProjectCreate(Base):
     video_url = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=4096))
 
 
-class Asset(Base):
-    id = fields.String()
-    origin = fields.String()
-    status = fields.String()
-    file_name = fields.String()
-    duration = fields.Float(allow_none=True)
-    fps = fields.Float(allow_none=True)
-    width = fields.Integer(allow_none=True)
-    height = fields.Integer(allow_none=True)
-    has_audio = fields.Boolean()
-    error = fields.String(allow_none=True)
-    proxy = fields.Boolean(metadata={"description": "whether its preview proxy exists (previews are faster)"})
-
-
-class Segment(Base):
-    id = fields.String()
-    project_id = fields.String()
-    asset_id = fields.String()
-    start_ts = fields.Float()
-    end_ts = fields.Float()
-    source = fields.String()
-    url = fields.String(allow_none=True)
-    variant_id = fields.String(allow_none=True)
-    order_index = fields.Integer()
-    active = fields.Boolean()
-    timeline_start = fields.Float()
-    grade = fields.Dict(allow_none=True)
-
-
-class Project(Base):
-    id = fields.String()
-    name = fields.String()
-    description = fields.String()
-    created_at = fields.String()
-    duration = fields.Float(metadata={"description": "timeline duration: the active segments' sum"})
-    assets = fields.List(fields.Nested(Asset))
-    segments = fields.List(fields.Nested(Segment))
-
-
-class ProjectList(Base):
-    projects = fields.List(fields.Nested(Project))
-
-
-class Deleted(Base):
-    deleted = fields.Boolean()
+Asset = schema("Asset", id=str, origin=str, status=str, file_name=str, duration=float | None, fps=float | None,
+              width=int | None, height=int | None, has_audio=bool, error=str | None,
+              proxy=fields.Boolean(metadata={"description": "whether its preview proxy exists (previews are faster)"}))
+Segment = schema("Segment", id=str, project_id=str, asset_id=str, start_ts=float, end_ts=float, source=str,
+                url=str | None, variant_id=str | None, order_index=int, active=bool, timeline_start=float,
+                grade=dict | None)
+Project = schema("Project", id=str, name=str, description=str, created_at=str,
+                duration=fields.Float(metadata={"description": "timeline duration: the active segments' sum"}),
+                assets=[Asset], segments=[Segment])
+ProjectList = schema("ProjectList", projects=[Project])
+Deleted = schema("Deleted", deleted=bool)
 
 
 class UploadRequest(Base):
@@ -120,20 +55,11 @@ class UploadRequest(Base):
                                 metadata={"description": "seconds the URL stays valid (default: the setting)"})
 
 
-class UploadStarted(Base):
-    upload_url = fields.String()
-    asset_id = fields.String()
-    expires_at = fields.String()
-    max_bytes = fields.Integer()
+UploadStarted = schema("UploadStarted", upload_url=str, asset_id=str, expires_at=str, max_bytes=int)
 
+FrameRequest = schema("FrameRequest", ts=_time(required=True))
 
-class FrameRequest(Base):
-    ts = _time(required=True)
-
-
-class Frame(Base):
-    frame_url = fields.String()
-    timestamp = fields.Float()
+Frame = schema("Frame", frame_url=str, timestamp=float)
 
 
 class StripRequest(Base):
@@ -147,31 +73,16 @@ class StripRequest(Base):
             raise ValidationError("end must be after start")
 
 
-class Strip(Base):
-    frames = fields.List(fields.Nested(Frame))
+Strip = schema("Strip", frames=[Frame])
 
+SplitRequest = schema("SplitRequest", split_ts=_time(required=True))
 
-class SplitRequest(Base):
-    split_ts = _time(required=True)
+Split = schema("Split", left=Segment, right=Segment)
 
+TrimRequest = schema("TrimRequest", new_start_ts=_time(required=True), new_end_ts=_time(required=True))
 
-class Split(Base):
-    left = fields.Nested(Segment)
-    right = fields.Nested(Segment)
-
-
-class TrimRequest(Base):
-    new_start_ts = _time(required=True)
-    new_end_ts = _time(required=True)
-
-
-class GradeRequest(Base):
-    brightness = _offset()
-    contrast = _offset()
-    saturation = _offset()
-    temperature = _offset()
-    gamma = _offset()
-    hue_shift = _offset(180.0)
+# The grade's knobs and their ranges are the grade's own (workers/editor/grade.py).
+GradeRequest = schema("GradeRequest", **{name: _offset(limit) for name, limit in grade.LIMITS.items()})
 
 
 class GradePreviewRequest(GradeRequest):
@@ -179,15 +90,8 @@ class GradePreviewRequest(GradeRequest):
                metadata={"description": "time in the segment's source (default: its first frame)"})
 
 
-class Graded(Base):
-    segment_id = fields.String()
-    graded_url = fields.String()
-    segment = fields.Nested(Segment)
-
-
-class GradePreview(Base):
-    preview_frame_url = fields.String()
-    timestamp = fields.Float()
+Graded = schema("Graded", segment_id=str, graded_url=str, segment=Segment)
+GradePreview = schema("GradePreview", preview_frame_url=str, timestamp=float)
 
 
 class BoundingBox(Base):
@@ -210,52 +114,20 @@ class GenerateRequest(Base):
     bounding_box = fields.Nested(BoundingBox, required=True)
 
 
-class JobStarted(Base):
-    job_id = fields.String()
-    status = fields.String()
-
-
-class Variant(Base):
-    id = fields.String()
-    url = fields.String()
-    preview_url = fields.String()
-    label = fields.String()
-    accepted = fields.Boolean()
-
-
-class Job(Base):
-    id = fields.String()
-    project_id = fields.String()
-    kind = fields.String()
-    status = fields.String()
-    error = fields.String(allow_none=True)
-    provider = fields.String(allow_none=True)
-    variants = fields.List(fields.Nested(Variant))
-
-
-class Accepted(Base):
-    variant_id = fields.String()
-    accepted = fields.Boolean()
-    segment = fields.Nested(Segment)
+JobStarted = schema("JobStarted", job_id=str, status=str)
+Variant = schema("Variant", id=str, url=str, preview_url=str, label=str, accepted=bool)
+Job = schema("Job", id=str, project_id=str, kind=str, status=str, error=str | None, provider=str | None,
+            variants=[Variant])
+Accepted = schema("Accepted", variant_id=str, accepted=bool, segment=Segment)
 
 
 class ScoreQuery(Base):
     compare_to = fields.String(load_default="prompt", validate=validate.OneOf(["prompt", "original"]))
 
 
-class ScoreDetail(Base):
-    overall_rating = fields.String()
-    details = fields.String()
-    fidelity_to_prompt = fields.String()
-    visual_quality = fields.String()
-    fidelity = fields.String()
-    metrics = fields.Dict()
-
-
-class Score(Base):
-    variant_id = fields.String()
-    compare_to = fields.String()
-    score = fields.Nested(ScoreDetail)
+ScoreDetail = schema("ScoreDetail", overall_rating=str, details=str, fidelity_to_prompt=str, visual_quality=str,
+                    fidelity=str, metrics=dict)
+Score = schema("Score", variant_id=str, compare_to=str, score=ScoreDetail)
 
 
 class ExportRequest(Base):
@@ -263,21 +135,9 @@ class ExportRequest(Base):
     format = fields.String(load_default="mp4", validate=validate.OneOf(["mp4"]))
 
 
-class ExportStarted(Base):
-    export_job_id = fields.String()
-    status = fields.String()
-    message = fields.String()
-
-
-class ExportStatus(Base):
-    export_job_id = fields.String()
-    status = fields.String()
-    progress = fields.Float()
-    export_url = fields.String(allow_none=True)
-    download_url = fields.String(allow_none=True)
-    error = fields.String(allow_none=True)
-    duration = fields.Float(allow_none=True)
-    parts = fields.List(fields.Dict())
+ExportStarted = schema("ExportStarted", export_job_id=str, status=str, message=str)
+ExportStatus = schema("ExportStatus", export_job_id=str, status=str, progress=float, export_url=str | None,
+                     download_url=str | None, error=str | None, duration=float | None, parts=[dict])
 
 
 class TimelineQuery(Base):

@@ -1,6 +1,6 @@
 from marshmallow import fields, validate
 
-from schemas.common import Base, Path
+from schemas.common import Base, Path, schema
 
 JOB_NAME = validate.Length(min=1, max=200)
 
@@ -9,19 +9,9 @@ class ClustersQuery(Base):
     cache_dir = Path(required=True)
 
 
-class ClusterJobInfo(Base):
-    name = fields.String()
-    total_entries = fields.Integer()
-    num_clusters = fields.Integer()
-    noise_entries = fields.Integer()
-    cluster_ids = fields.List(fields.String())
-    face_storage_version = fields.Integer()
-    media_hashes = fields.List(fields.String())
-
-
-class ClustersResponse(Base):
-    cluster_jobs = fields.List(fields.String())
-    jobs = fields.List(fields.Nested(ClusterJobInfo))
+ClusterJobInfo = schema("ClusterJobInfo", name=str, total_entries=int, num_clusters=int, noise_entries=int,
+                        cluster_ids=[str], face_storage_version=int, media_hashes=[str])
+ClustersResponse = schema("ClustersResponse", cluster_jobs=[str], jobs=[ClusterJobInfo])
 
 
 class SamplesRequest(Base):
@@ -34,19 +24,9 @@ class SamplesRequest(Base):
     include_noise = fields.Boolean(load_default=False)
 
 
-class ClusterSamples(Base):
-    cluster_id = fields.String()
-    name = fields.String(allow_none=True)
-    size = fields.Integer()
-    sample_faces = fields.List(fields.String())
-
-
-class SamplesResponse(Base):
-    cluster_job_name = fields.String()
-    num_clusters = fields.Integer()
-    num_clusters_after_filter = fields.Integer()
-    total_entries = fields.Integer()
-    clusters = fields.List(fields.Nested(ClusterSamples))
+ClusterSamples = schema("ClusterSamples", cluster_id=str, name=str | None, size=int, sample_faces=[str])
+SamplesResponse = schema("SamplesResponse", cluster_job_name=str, num_clusters=int, num_clusters_after_filter=int,
+                         total_entries=int, clusters=[ClusterSamples])
 
 
 class FacesRequest(Base):
@@ -59,13 +39,8 @@ class FacesRequest(Base):
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
 
 
-class FacesResponse(Base):
-    cluster_job_name = fields.String()
-    cluster_ids = fields.List(fields.String())
-    total = fields.Integer()
-    offset = fields.Integer()
-    limit = fields.Integer()
-    faces = fields.List(fields.Dict())
+FacesResponse = schema("FacesResponse", cluster_job_name=str, cluster_ids=[str], total=int, offset=int, limit=int,
+                       faces=[dict])
 
 
 class NameAssignment(Base):
@@ -79,9 +54,8 @@ class NamesRequest(Base):
     assignments = fields.List(fields.Nested(NameAssignment), required=True, validate=validate.Length(max=10000))
 
 
-class NamesResponse(Base):
-    updated = fields.Integer()
-    changes = fields.Dict(keys=fields.String(), values=fields.String(allow_none=True))
+NamesResponse = schema("NamesResponse", updated=int,
+                       changes=fields.Dict(keys=fields.String(), values=fields.String(allow_none=True)))
 
 
 class ReclusterRequest(Base):
@@ -113,11 +87,5 @@ class ModifyRequest(Base):
     moves = fields.List(fields.Nested(Move), load_default=list)
 
 
-class ModifyResponse(Base):
-    message = fields.String()
-    merged = fields.Integer()
-    moved = fields.Integer()
-    num_clusters = fields.Integer()
-    cluster_ids = fields.List(fields.String())
-    created_cluster_ids = fields.List(fields.String())
-    removed_cluster_ids = fields.List(fields.String())
+ModifyResponse = schema("ModifyResponse", message=str, merged=int, moved=int, num_clusters=int, cluster_ids=[str],
+                        created_cluster_ids=[str], removed_cluster_ids=[str])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from schemas.common import Base
+from schemas.common import Base, schema
 from workers.reframe.camera import RATIOS
 from workers.reframe.steps import ANALYSES, OUTPUTS, TRANSFORMS
 
@@ -20,28 +20,19 @@ class IngestStarted(Base):
     video_id = fields.String(required=True)
 
 
-class AnalyzeRequest(Base):
-    video_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    model_type = fields.String(required=True, validate=validate.OneOf(ANALYSES))
-    parameters = fields.Dict(keys=fields.String(), load_default=dict, allow_none=False)
+def _step_schemas(name: str, step_field: str, steps) -> tuple[type[Base], type[Base]]:
+    """The request that queues an analysis or a transform (its step named by ``step_field``,
+    one of ``steps``) and the reply that says it is queued."""
+    request = schema(f"{name}Request", video_id=fields.String(required=True, validate=validate.Length(min=1, max=64)),
+                     **{step_field: fields.String(required=True, validate=validate.OneOf(steps))},
+                     parameters=fields.Dict(keys=fields.String(), load_default=dict, allow_none=False))
+    queued = schema(f"{name}Queued", video_id=fields.String(required=True),
+                    **{step_field: fields.String(required=True)}, status=fields.String(required=True))
+    return request, queued
 
 
-class AnalyzeQueued(Base):
-    video_id = fields.String(required=True)
-    model_type = fields.String(required=True)
-    status = fields.String(required=True)
-
-
-class TransformRequest(Base):
-    video_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    transform_type = fields.String(required=True, validate=validate.OneOf(TRANSFORMS))
-    parameters = fields.Dict(keys=fields.String(), load_default=dict, allow_none=False)
-
-
-class TransformQueued(Base):
-    video_id = fields.String(required=True)
-    transform_type = fields.String(required=True)
-    status = fields.String(required=True)
+AnalyzeRequest, AnalyzeQueued = _step_schemas("Analyze", "model_type", ANALYSES)
+TransformRequest, TransformQueued = _step_schemas("Transform", "transform_type", TRANSFORMS)
 
 
 class StepStatus(Base):

@@ -1,6 +1,6 @@
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from schemas.common import Base, Path, max_results
+from schemas.common import Base, Path, max_results, schema
 
 
 class PersonFilter(Base):
@@ -48,19 +48,10 @@ class FrameSearchRequest(_NeedsQueryForExclude):
     time_seconds = fields.Float(required=True, validate=validate.Range(min=0, max=10 ** 7))
 
 
-class VisualMatch(Base):
-    frame_idx = fields.String(required=True)
-    timestamp = fields.String(required=True)
-    image = fields.String(allow_none=True)
-    scene_start_timestamp = fields.String()
-    scene_end_timestamp = fields.String()
-    original_index = fields.Integer()
-    hash_str = fields.String()
-    video_path = fields.String()
-
-
-class VisualSearchResponse(Base):
-    matches = fields.List(fields.Nested(VisualMatch))
+VisualMatch = schema("VisualMatch", frame_idx=fields.String(required=True), timestamp=fields.String(required=True),
+                     image=str | None, scene_start_timestamp=str, scene_end_timestamp=str, original_index=int,
+                     hash_str=str, video_path=str)
+VisualSearchResponse = schema("VisualSearchResponse", matches=[VisualMatch])
 
 
 class TranscriptSearchRequest(Base):
@@ -71,15 +62,6 @@ class TranscriptSearchRequest(Base):
     search_all = fields.Boolean(load_default=True)
 
 
-class TranscriptMatch(Base):
-    media_path = fields.String()
-    hash_str = fields.String()
-    start_seconds = fields.Float()
-    end_seconds = fields.Float()
-    text = fields.String()
-    start_timestamp = fields.String()
-    end_timestamp = fields.String()
-
-
-class TranscriptSearchResponse(Base):
-    matches = fields.List(fields.Nested(TranscriptMatch))
+TranscriptMatch = schema("TranscriptMatch", media_path=str, hash_str=str, start_seconds=float, end_seconds=float,
+                         text=str, start_timestamp=str, end_timestamp=str)
+TranscriptSearchResponse = schema("TranscriptSearchResponse", matches=[TranscriptMatch])

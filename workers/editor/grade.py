@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 FIELDS = ("brightness", "contrast", "saturation", "gamma", "temperature", "hue_shift")
-LIMITS = {"brightness": 1.0, "contrast": 1.0, "saturation": 1.0, "gamma": 1.0, "temperature": 1.0,
+# In the order the API documents the knobs (schemas/editor.py's GradeRequest is built from it).
+LIMITS = {"brightness": 1.0, "contrast": 1.0, "saturation": 1.0, "temperature": 1.0, "gamma": 1.0,
           "hue_shift": 180.0}
 
 
