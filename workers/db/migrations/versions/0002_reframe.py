@@ -7,6 +7,17 @@ Revises: 0001
 import sqlalchemy as sa
 from alembic import op
 
+from workers.db.migrations.columns import (
+    key_id,
+    optional,
+    owner,
+    probed,
+    required,
+    serial_id,
+    string_id,
+    when,
+)
+
 revision = "reframe_0001"
 down_revision = "0001"
 branch_labels = None
@@ -16,56 +27,34 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "reframe_videos",
-        sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("key_id", sa.String(64), nullable=False, index=True),
-        sa.Column("source_url", sa.Text(), nullable=False),
-        sa.Column("media_path", sa.Text(), nullable=True),
+        string_id(), key_id(index=True),
+        *required(source_url=sa.Text()), *optional(media_path=sa.Text()),
         sa.Column("content_hash", sa.String(64), nullable=True, index=True),
-        sa.Column("size_bytes", sa.BigInteger(), nullable=True),
-        sa.Column("duration", sa.Float(), nullable=True),
-        sa.Column("fps", sa.Float(), nullable=True),
-        sa.Column("width", sa.Integer(), nullable=True),
-        sa.Column("height", sa.Integer(), nullable=True),
-        sa.Column("total_frames", sa.Integer(), nullable=True),
-        sa.Column("has_audio", sa.Boolean(), nullable=True),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        *optional(size_bytes=sa.BigInteger()), *probed(),
+        *optional(total_frames=sa.Integer(), has_audio=sa.Boolean()),
+        when("created_at"),
     )
     op.create_table(
         "reframe_steps",
-        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("video_id", sa.String(32), sa.ForeignKey("reframe_videos.id", ondelete="CASCADE"),
-                  nullable=False, index=True),
-        sa.Column("step", sa.String(40), nullable=False),
-        sa.Column("params_key", sa.Text(), nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("progress", sa.Float(), nullable=False),
-        sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("result_path", sa.Text(), nullable=True),
-        sa.Column("requested", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        serial_id(), owner("video_id", "reframe_videos.id", index=True),
+        *required(step=sa.String(40), params_key=sa.Text(), status=sa.String(16), progress=sa.Float()),
+        *optional(error=sa.Text(), result_path=sa.Text()),
+        *required(requested=sa.Boolean()),
+        when("created_at"), when("updated_at"),
     )
     op.create_table(
         "reframe_outputs",
-        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("video_id", sa.String(32), sa.ForeignKey("reframe_videos.id", ondelete="CASCADE"),
-                  nullable=False),
-        sa.Column("suffix", sa.String(40), nullable=False),
-        sa.Column("path", sa.Text(), nullable=False),
-        sa.Column("step_id", sa.Integer(), nullable=True),
-        sa.Column("meta", sa.JSON(), nullable=True),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        serial_id(), owner("video_id", "reframe_videos.id"),
+        *required(suffix=sa.String(40), path=sa.Text()),
+        *optional(step_id=sa.Integer(), meta=sa.JSON()),
+        when("updated_at"),
         sa.UniqueConstraint("video_id", "suffix", name="uq_reframe_outputs_video_suffix"),
     )
     op.create_table(
         "reframe_charges",
-        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("key_id", sa.String(64), nullable=False),
-        sa.Column("video_id", sa.String(32), nullable=False),
-        sa.Column("credits", sa.Integer(), nullable=False),
-        sa.Column("seconds", sa.Float(), nullable=False),
-        sa.Column("metered", sa.Boolean(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        serial_id(), key_id(),
+        *required(video_id=sa.String(32), credits=sa.Integer(), seconds=sa.Float(), metered=sa.Boolean()),
+        when("created_at"),
         sa.UniqueConstraint("key_id", "video_id", name="uq_reframe_charges_key_video"),
     )
 

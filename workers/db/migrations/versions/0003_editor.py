@@ -7,119 +7,75 @@ Revises: reframe_0001 (chained after the reframe area, which landed first)
 import sqlalchemy as sa
 from alembic import op
 
+from workers.db.migrations.columns import key_id, optional, owner, probed, required, string_id, when
+
 revision = "editor_0001"
 down_revision = "reframe_0001"
 branch_labels = None
 depends_on = None
 
 
-def _when(name: str, nullable: bool = False) -> sa.Column:
-    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
-
-
 def _project_fk() -> sa.Column:
-    return sa.Column("project_id", sa.String(32), sa.ForeignKey("editor_projects.id", ondelete="CASCADE"),
-                     nullable=False, index=True)
+    return owner("project_id", "editor_projects.id", index=True)
+
+
+def _project_table(name: str, *columns: sa.Column, finishes: bool = False) -> None:
+    """A table of what a project owns: id and project_id, ``columns``, created_at (and finished_at)."""
+    op.create_table(name, string_id(), _project_fk(), *columns, when("created_at"),
+                    *([when("finished_at", True)] if finishes else []))
 
 
 def upgrade() -> None:
     op.create_table(
         "editor_projects",
-        sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("key_id", sa.String(64), nullable=False, index=True),
-        sa.Column("name", sa.String(500), nullable=False),
-        sa.Column("description", sa.Text(), nullable=False),
-        _when("created_at"), _when("updated_at"),
+        string_id(), key_id(index=True),
+        *required(name=sa.String(500), description=sa.Text()),
+        when("created_at"), when("updated_at"),
     )
-    op.create_table(
+    _project_table(
         "editor_assets",
-        sa.Column("id", sa.String(32), primary_key=True),
-        _project_fk(),
-        sa.Column("origin", sa.String(16), nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("file_name", sa.String(500), nullable=False),
-        sa.Column("content_type", sa.String(200), nullable=False),
-        sa.Column("source_url", sa.Text(), nullable=False),
-        sa.Column("path", sa.Text(), nullable=False),
-        sa.Column("size", sa.BigInteger(), nullable=True),
-        sa.Column("received", sa.BigInteger(), nullable=False),
-        sa.Column("duration", sa.Float(), nullable=True),
-        sa.Column("fps", sa.Float(), nullable=True),
-        sa.Column("width", sa.Integer(), nullable=True),
-        sa.Column("height", sa.Integer(), nullable=True),
-        sa.Column("has_audio", sa.Boolean(), nullable=False),
-        sa.Column("error", sa.Text(), nullable=True),
-        _when("created_at"),
+        *required(origin=sa.String(16), status=sa.String(16), file_name=sa.String(500), content_type=sa.String(200),
+                  source_url=sa.Text(), path=sa.Text()),
+        *optional(size=sa.BigInteger()), *required(received=sa.BigInteger()), *probed(),
+        *required(has_audio=sa.Boolean()), *optional(error=sa.Text()),
     )
-    op.create_table(
+    _project_table(
         "editor_segments",
-        sa.Column("id", sa.String(32), primary_key=True),
-        _project_fk(),
-        sa.Column("asset_id", sa.String(32), sa.ForeignKey("editor_assets.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("start_ts", sa.Float(), nullable=False),
-        sa.Column("end_ts", sa.Float(), nullable=False),
-        sa.Column("source", sa.String(16), nullable=False),
-        sa.Column("variant_id", sa.String(32), nullable=True),
-        sa.Column("parent_id", sa.String(32), nullable=True),
-        sa.Column("grade", sa.JSON(), nullable=True),
-        sa.Column("order_index", sa.Integer(), nullable=False),
-        sa.Column("active", sa.Boolean(), nullable=False),
-        _when("created_at"),
+        owner("asset_id", "editor_assets.id"),
+        *required(start_ts=sa.Float(), end_ts=sa.Float(), source=sa.String(16)),
+        *optional(variant_id=sa.String(32), parent_id=sa.String(32), grade=sa.JSON()),
+        *required(order_index=sa.Integer(), active=sa.Boolean()),
     )
-    op.create_table(
+    _project_table(
         "editor_jobs",
-        sa.Column("id", sa.String(32), primary_key=True),
-        _project_fk(),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("params", sa.JSON(), nullable=False),
-        _when("created_at"), _when("finished_at", True),
+        *required(kind=sa.String(16), status=sa.String(16)), *optional(error=sa.Text()), *required(params=sa.JSON()),
+        finishes=True,
     )
     op.create_table(
         "editor_variants",
-        sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("job_id", sa.String(32), sa.ForeignKey("editor_jobs.id", ondelete="CASCADE"), nullable=False,
-                  index=True),
-        _project_fk(),
-        sa.Column("asset_id", sa.String(32), sa.ForeignKey("editor_assets.id", ondelete="CASCADE"), nullable=False),
-        sa.Column("segment_id", sa.String(32), nullable=False),
-        sa.Column("start_ts", sa.Float(), nullable=False),
-        sa.Column("end_ts", sa.Float(), nullable=False),
-        sa.Column("label", sa.String(200), nullable=False),
-        sa.Column("preview_path", sa.Text(), nullable=False),
-        sa.Column("accepted", sa.Boolean(), nullable=False),
-        _when("created_at"),
+        string_id(), owner("job_id", "editor_jobs.id", index=True), _project_fk(),
+        owner("asset_id", "editor_assets.id"),
+        *required(segment_id=sa.String(32), start_ts=sa.Float(), end_ts=sa.Float(), label=sa.String(200),
+                  preview_path=sa.Text(), accepted=sa.Boolean()),
+        when("created_at"),
     )
-    op.create_table(
+    _project_table(
         "editor_exports",
-        sa.Column("id", sa.String(32), primary_key=True),
-        _project_fk(),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("progress", sa.Float(), nullable=False),
-        sa.Column("format", sa.String(16), nullable=False),
-        sa.Column("path", sa.Text(), nullable=False),
-        sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("details", sa.JSON(), nullable=False),
-        _when("created_at"), _when("finished_at", True),
+        *required(status=sa.String(16), progress=sa.Float(), format=sa.String(16), path=sa.Text()),
+        *optional(error=sa.Text()), *required(details=sa.JSON()),
+        finishes=True,
     )
     op.create_table(
         "editor_ai_operations",
-        sa.Column("id", sa.String(32), primary_key=True),
-        sa.Column("key_id", sa.String(64), nullable=False, index=True),
-        sa.Column("project_id", sa.String(32), nullable=True),
-        sa.Column("kind", sa.String(16), nullable=False),
-        sa.Column("provider", sa.String(100), nullable=False),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("subject_id", sa.String(32), nullable=True),
-        sa.Column("detail", sa.Text(), nullable=False),
-        _when("started_at"), _when("finished_at", True),
-        sa.Column("duration_ms", sa.Float(), nullable=True),
+        string_id(), key_id(index=True), *optional(project_id=sa.String(32)),
+        *required(kind=sa.String(16), provider=sa.String(100), status=sa.String(16)),
+        *optional(subject_id=sa.String(32)), *required(detail=sa.Text()),
+        when("started_at"), when("finished_at", True), *optional(duration_ms=sa.Float()),
     )
     op.create_table(
         "editor_signed_uses",
         sa.Column("nonce", sa.String(64), primary_key=True),
-        _when("used_at"),
+        when("used_at"),
     )
 
 
