@@ -43,6 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.text_match import wer  # noqa: E402  (the tests' normalisation and WER)
 from workers.engines.speech import SAMPLE_RATE  # noqa: E402
 from workers.media.audio import decode_audio  # noqa: E402
 from workers.pipeline import speech as pipeline  # noqa: E402
@@ -109,21 +110,6 @@ def build_audio(path: Path, minutes: float) -> tuple[str, str]:
         for packet in stream.encode(None):
             container.mux(packet)
     return source, " ".join(spoken)
-
-
-def _words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]+", " ", text.lower().replace("-", " ")).split()
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    ref, hyp = _words(reference), _words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
-        previous = current
-    return previous[-1] / max(1, len(ref))
 
 
 def main() -> None:

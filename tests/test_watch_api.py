@@ -3,6 +3,9 @@ background service finding, waiting for and analysing files dropped into a folde
 
 from __future__ import annotations
 
+import contextlib
+import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -12,18 +15,21 @@ from PIL import Image
 
 from tests.conftest import DATA, ProgressListener, start_server
 
-SPEC_DEFAULTS = {
-    "enabled": True,
-    "enable_visual_analysis": True,
-    "enable_audio_analysis": False,
-    "enable_face_analysis": False,
-    "audio_language": "english",
-    "cluster_job_name": None,
-    "face_eps": 0.48,
-    "face_min_samples": 5,
-    "excluded_extensions": [],
-    "excluded_filename_globs": [],
-}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def documented_defaults() -> dict:
+    """The defaults in the fields table of docs/watch-folders.md whose default is a JSON value
+    (not ``folder_path``, required, nor ``cache_dir``, a path under the server's home)."""
+    rows = re.findall(r"^\| `(\w+)` \| `([^`]*)` \|", (ROOT / "docs" / "watch-folders.md").read_text(), re.M)
+    defaults = {}
+    for name, value in rows:
+        with contextlib.suppress(ValueError):
+            defaults[name] = json.loads(value)
+    return defaults
+
+
+SPEC_DEFAULTS = documented_defaults()
 STATUS_FIELDS = {"state", "current_folder", "current_file", "files_pending", "files_processed_this_session",
                  "last_error", "paused_until", "folder_stats"}
 
@@ -92,6 +98,7 @@ def test_add_applies_the_spec_defaults_and_lists_the_folder(server, tmp_path, cl
     folder = body["watch_folder"]
     assert folder["id"].startswith("wf-")
     assert folder["folder_path"] == str(tmp_path)
+    assert len(SPEC_DEFAULTS) == 10 and SPEC_DEFAULTS["face_eps"] == 0.48  # the table was read
     assert {k: folder[k] for k in SPEC_DEFAULTS} == SPEC_DEFAULTS
     assert folder["cache_dir"]  # a default analysis folder, so the service can write somewhere
     assert started <= folder["created_at"] <= time.time() + 1
