@@ -17,6 +17,7 @@ from schemas.faces import (
     SamplesResponse,
 )
 
+# A route whose view only hands the validated body on is the service function itself.
 bp = Blueprint("faces", __name__)
 
 
@@ -26,32 +27,19 @@ def list_clusters(data):
     return faces.list_jobs(data["cache_dir"])
 
 
-@endpoint(bp, "/faces/clusters/samples", "POST", summary="Sample face crops per cluster", tag="Face clustering",
-          body=SamplesRequest, response=SamplesResponse, errors=(400, 403, 404, 500))
-def cluster_samples(data):
-    return faces.samples(data)
+endpoint(bp, "/faces/clusters/samples", "POST", summary="Sample face crops per cluster", tag="Face clustering",
+         body=SamplesRequest, response=SamplesResponse, errors=(400, 403, 404, 500))(faces.samples)
 
+endpoint(bp, "/faces/clusters/faces", "POST", summary="A page of the faces of one or more clusters",
+         tag="Face clustering", body=FacesRequest, response=FacesResponse, errors=(400, 403, 404, 500))(faces.faces)
 
-@endpoint(bp, "/faces/clusters/faces", "POST", summary="A page of the faces of one or more clusters",
-          tag="Face clustering", body=FacesRequest, response=FacesResponse, errors=(400, 403, 404, 500))
-def cluster_faces(data):
-    return faces.faces(data)
+endpoint(bp, "/faces/clusters/names", "PUT", summary="Name clusters", tag="Face clustering",
+         body=NamesRequest, response=NamesResponse, errors=(400, 403, 404, 500))(faces.names)
 
+endpoint(bp, "/faces/recluster", "POST", summary="Re-run clustering with other parameters (202 + task_id)",
+         tag="Face clustering", body=ReclusterRequest, response=TaskStarted, status=202,
+         errors=(400, 403, 404))(faces.recluster)
 
-@endpoint(bp, "/faces/clusters/names", "PUT", summary="Name clusters", tag="Face clustering",
-          body=NamesRequest, response=NamesResponse, errors=(400, 403, 404, 500))
-def cluster_names(data):
-    return faces.names(data)
-
-
-@endpoint(bp, "/faces/recluster", "POST", summary="Re-run clustering with other parameters (202 + task_id)",
-          tag="Face clustering", body=ReclusterRequest, response=TaskStarted, status=202,
-          errors=(400, 403, 404))
-def recluster(data):
-    return faces.recluster(data)
-
-
-@endpoint(bp, "/faces/clusters/modify", "POST", summary="Merge clusters and move faces (all or nothing)",
-          tag="Face clustering", body=ModifyRequest, response=ModifyResponse, errors=(400, 403, 404, 500))
-def modify_clusters(data):
-    return faces.modify(data)
+endpoint(bp, "/faces/clusters/modify", "POST", summary="Merge clusters and move faces (all or nothing)",
+         tag="Face clustering", body=ModifyRequest, response=ModifyResponse,
+         errors=(400, 403, 404, 500))(faces.modify)
