@@ -28,30 +28,28 @@ def _inside(path: Path, roots: tuple[Path, ...]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
+def _check(path: str, field: str, roots: tuple[Path, ...], which: str) -> None:
+    """400 for a path that is not absolute, 403 for one outside ``roots`` (when any are set)."""
+    resolved = _resolve(path, field)
+    if roots and not _inside(resolved, roots):
+        raise ApiError(403, f"{field}: {path} is outside the allowed {which}")
+
+
 def check_media(path: str, field: str = "media_path") -> str:
     """A file the request reads. Returns the path as given (it stays the file's identity)."""
-    resolved = _resolve(path, field)
-    roots = load_settings().media_roots
-    if roots and not _inside(resolved, roots):
-        raise ApiError(403, f"{field}: {path} is outside the allowed media roots (SIGHTLINE_MEDIA_ROOTS)")
+    _check(path, field, load_settings().media_roots, "media roots (SIGHTLINE_MEDIA_ROOTS)")
     return path
 
 
 def check_export(path: str, field: str = "output_path") -> str:
     """A file or folder the request writes."""
-    resolved = _resolve(path, field)
-    roots = load_settings().export_roots
-    if roots and not _inside(resolved, roots):
-        raise ApiError(403, f"{field}: {path} is outside the allowed export roots (SIGHTLINE_EXPORT_ROOTS)")
+    _check(path, field, load_settings().export_roots, "export roots (SIGHTLINE_EXPORT_ROOTS)")
     return path
 
 
 def check_cache_dir(path: str, field: str = "cache_dir") -> str:
-    resolved = _resolve(path, field)
     settings = load_settings()
-    roots = settings.media_roots + settings.export_roots
-    if roots and not _inside(resolved, roots):
-        raise ApiError(403, f"{field}: {path} is outside the allowed media/export roots")
+    _check(path, field, settings.media_roots + settings.export_roots, "media/export roots")
     return os.path.abspath(os.path.expanduser(path))
 
 

@@ -20,20 +20,20 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value not in (None, "") else default
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_as(name: str, default, convert, what: str):
     raw = _env(name)
     try:
-        return int(raw) if raw is not None else default
+        return convert(raw) if raw is not None else default
     except ValueError as exc:
-        raise ValueError(f"SIGHTLINE_{name} must be an integer, got {raw!r}") from exc
+        raise ValueError(f"SIGHTLINE_{name} must be {what}, got {raw!r}") from exc
+
+
+def _env_int(name: str, default: int) -> int:
+    return _env_as(name, default, int, "an integer")
 
 
 def _env_float(name: str, default: float) -> float:
-    raw = _env(name)
-    try:
-        return float(raw) if raw is not None else default
-    except ValueError as exc:
-        raise ValueError(f"SIGHTLINE_{name} must be a number, got {raw!r}") from exc
+    return _env_as(name, default, float, "a number")
 
 
 def _env_paths(name: str) -> tuple[Path, ...]:
@@ -41,6 +41,13 @@ def _env_paths(name: str) -> tuple[Path, ...]:
     if not raw:
         return ()
     return tuple(Path(p).expanduser().resolve() for p in raw.split(os.pathsep) if p.strip())
+
+
+def _in_home(name: str) -> property:
+    def path(settings: Settings) -> Path:
+        return settings.home / name
+
+    return property(path)
 
 
 @dataclass(frozen=True)
@@ -88,21 +95,11 @@ class Settings:
     model_cache_max_gb: float = 0.0
     model_idle_seconds: float = 0.0
 
-    @property
-    def keys_file(self) -> Path:
-        return self.home / "keys.json"
-
-    @property
-    def state_file(self) -> Path:
-        return self.home / "state.json"
-
-    @property
-    def watch_folders_file(self) -> Path:
-        return self.home / "watch_folders.json"
-
-    @property
-    def redis_dir(self) -> Path:
-        return self.home / "redis"
+    # What the server keeps under its home (SIGHTLINE_HOME).
+    keys_file = _in_home("keys.json")
+    state_file = _in_home("state.json")
+    watch_folders_file = _in_home("watch_folders.json")
+    redis_dir = _in_home("redis")
 
 
 EMBEDDED_REDIS_ENV = "SIGHTLINE_EMBEDDED_REDIS_URL"
