@@ -6,6 +6,8 @@ nothing mounted at ``/api`` can shadow ``/api/v1/...`` or ``/api/v2/...``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, jsonify
 
 from app.api import endpoint
@@ -16,6 +18,16 @@ from schemas import editor as s
 bp = Blueprint("editor", __name__)
 TAG = "Editor"
 ED = {"prefix": "/api", "tag": TAG}
+
+
+def _keyed_route(rule: str, method: str, service: Callable, **options) -> None:
+    """A route that only hands on what it got: ``service(key_id, *url_params, data)``, the caller's
+    key first (every project, segment, job and export belongs to one key)."""
+    def view(**kwargs):  # the URL parameters in the rule's order, then the validated body or query
+        return service(current_key().id, *kwargs.values())
+
+    view.__name__ = service.__name__  # the Flask endpoint's name
+    endpoint(bp, rule, method, **ED, **options)(view)
 
 
 @endpoint(bp, "/health", "GET", summary="Liveness of the editing backend", response=s.Health, public=True,
@@ -45,33 +57,15 @@ def ai_health():
     return editor.ai_health()
 
 
-@endpoint(bp, "/ai/timeline", "GET", summary="The key's recent AI operations, newest first",
-          response=s.AiTimeline, errors=(), **ED)
-def ai_timeline():
-    return editor.ai_timeline(current_key().id)
-
-
-@endpoint(bp, "/project", "GET", summary="The key's projects", response=s.ProjectList, errors=(), **ED)
-def list_projects():
-    return editor.list_projects(current_key().id)
-
-
-@endpoint(bp, "/project", "POST", summary="Create a project (optionally ingesting video_url)",
-          body=s.ProjectCreate, response=s.Project, status=201, errors=(400, 403), **ED)
-def create_project(data):
-    return editor.create_project(current_key().id, data)
-
-
-@endpoint(bp, "/project/<project_id>", "GET", summary="A project: assets, active segments, duration",
-          response=s.Project, errors=(404,), **ED)
-def get_project(project_id):
-    return editor.get_project(current_key().id, project_id)
-
-
-@endpoint(bp, "/project/<project_id>", "DELETE", summary="Delete a project and the media it holds",
-          response=s.Deleted, errors=(404,), **ED)
-def delete_project(project_id):
-    return editor.delete_project(current_key().id, project_id)
+_keyed_route("/ai/timeline", "GET", editor.ai_timeline, summary="The key's recent AI operations, newest first",
+             response=s.AiTimeline, errors=())
+_keyed_route("/project", "GET", editor.list_projects, summary="The key's projects", response=s.ProjectList, errors=())
+_keyed_route("/project", "POST", editor.create_project, summary="Create a project (optionally ingesting video_url)",
+             body=s.ProjectCreate, response=s.Project, status=201, errors=(400, 403))
+_keyed_route("/project/<project_id>", "GET", editor.get_project,
+             summary="A project: assets, active segments, duration", response=s.Project, errors=(404,))
+_keyed_route("/project/<project_id>", "DELETE", editor.delete_project,
+             summary="Delete a project and the media it holds", response=s.Deleted, errors=(404,))
 
 
 @endpoint(bp, "/project/<project_id>/timeline", "GET", summary="The cut as OpenTimelineIO JSON or FCP XML",
@@ -80,10 +74,9 @@ def project_timeline(project_id, data):
     return editor.timeline_file(current_key().id, project_id, data["format"])
 
 
-@endpoint(bp, "/project/<project_id>/upload", "POST", summary="A signed, expiring, single-use URL to PUT a file to",
-          body=s.UploadRequest, response=s.UploadStarted, status=201, errors=(400, 404), **ED)
-def start_upload(project_id, data):
-    return editor.start_upload(current_key().id, project_id, data)
+_keyed_route("/project/<project_id>/upload", "POST", editor.start_upload,
+             summary="A signed, expiring, single-use URL to PUT a file to", body=s.UploadRequest,
+             response=s.UploadStarted, status=201, errors=(400, 404))
 
 
 @endpoint(bp, "/signed/upload/<token>", "PUT", summary="Upload bytes (whole, or Content-Range chunks that resume)",
@@ -110,10 +103,9 @@ def preview_frame(project_id, data):
     return editor.preview_frame(current_key().id, project_id, data["ts"])
 
 
-@endpoint(bp, "/project/<project_id>/preview/strip", "POST", summary="Up to 200 timeline frames as JPEG URLs",
-          body=s.StripRequest, response=s.Strip, errors=(400, 404), **ED)
-def preview_strip(project_id, data):
-    return editor.preview_strip(current_key().id, project_id, data)
+_keyed_route("/project/<project_id>/preview/strip", "POST", editor.preview_strip,
+             summary="Up to 200 timeline frames as JPEG URLs", body=s.StripRequest, response=s.Strip,
+             errors=(400, 404))
 
 
 @endpoint(bp, "/segment/<segment_id>/split", "POST", summary="Split a segment at a time in its source",
@@ -128,40 +120,20 @@ def trim_segment(segment_id, data):
     return editor.trim(current_key().id, segment_id, data["new_start_ts"], data["new_end_ts"])
 
 
-@endpoint(bp, "/segment/<segment_id>", "DELETE", summary="Take a segment off the timeline",
-          response=s.Deleted, errors=(404, 409), **ED)
-def delete_segment(segment_id):
-    return editor.delete_segment(current_key().id, segment_id)
-
-
-@endpoint(bp, "/segment/<segment_id>/color-grade", "POST", summary="Render a graded replacement segment",
-          body=s.GradeRequest, response=s.Graded, errors=(400, 404, 409, 503), **ED)
-def color_grade(segment_id, data):
-    return editor.color_grade(current_key().id, segment_id, data)
-
-
-@endpoint(bp, "/segment/<segment_id>/grade-preview", "POST", summary="One graded JPEG of the segment",
-          body=s.GradePreviewRequest, response=s.GradePreview, errors=(400, 404, 409), **ED)
-def grade_preview(segment_id, data):
-    return editor.grade_preview(current_key().id, segment_id, data)
-
-
-@endpoint(bp, "/ai/generate", "POST", summary="Generate variants of a range and box (a job)",
-          body=s.GenerateRequest, response=s.JobStarted, status=202, errors=(400, 404), **ED)
-def ai_generate(data):
-    return editor.generate(current_key().id, data)
-
-
-@endpoint(bp, "/job/<job_id>", "GET", summary="A generate/grade/ingest job and its variants",
-          response=s.Job, errors=(404,), **ED)
-def get_job(job_id):
-    return editor.get_job(current_key().id, job_id)
-
-
-@endpoint(bp, "/variant/<variant_id>/accept", "POST", summary="Put a variant on the timeline in place of its range",
-          response=s.Accepted, errors=(404, 409), **ED)
-def accept_variant(variant_id):
-    return editor.accept_variant(current_key().id, variant_id)
+_keyed_route("/segment/<segment_id>", "DELETE", editor.delete_segment, summary="Take a segment off the timeline",
+             response=s.Deleted, errors=(404, 409))
+_keyed_route("/segment/<segment_id>/color-grade", "POST", editor.color_grade,
+             summary="Render a graded replacement segment", body=s.GradeRequest, response=s.Graded,
+             errors=(400, 404, 409, 503))
+_keyed_route("/segment/<segment_id>/grade-preview", "POST", editor.grade_preview,
+             summary="One graded JPEG of the segment", body=s.GradePreviewRequest, response=s.GradePreview,
+             errors=(400, 404, 409))
+_keyed_route("/ai/generate", "POST", editor.generate, summary="Generate variants of a range and box (a job)",
+             body=s.GenerateRequest, response=s.JobStarted, status=202, errors=(400, 404))
+_keyed_route("/job/<job_id>", "GET", editor.get_job, summary="A generate/grade/ingest job and its variants",
+             response=s.Job, errors=(404,))
+_keyed_route("/variant/<variant_id>/accept", "POST", editor.accept_variant,
+             summary="Put a variant on the timeline in place of its range", response=s.Accepted, errors=(404, 409))
 
 
 @endpoint(bp, "/variant/<variant_id>/score", "GET", summary="Measured scores of a variant (prompt or original)",
@@ -170,13 +142,7 @@ def score_variant(variant_id, data):
     return editor.score_variant(current_key().id, variant_id, data["compare_to"])
 
 
-@endpoint(bp, "/export", "POST", summary="Render the timeline to an mp4 (a job)", body=s.ExportRequest,
-          response=s.ExportStarted, status=202, errors=(400, 404, 409), **ED)
-def start_export(data):
-    return editor.start_export(current_key().id, data)
-
-
-@endpoint(bp, "/export/<export_job_id>", "GET", summary="An export's status, progress and download URL",
-          response=s.ExportStatus, errors=(404,), **ED)
-def export_status(export_job_id):
-    return editor.export_status(current_key().id, export_job_id)
+_keyed_route("/export", "POST", editor.start_export, summary="Render the timeline to an mp4 (a job)",
+             body=s.ExportRequest, response=s.ExportStarted, status=202, errors=(400, 404, 409))
+_keyed_route("/export/<export_job_id>", "GET", editor.export_status,
+             summary="An export's status, progress and download URL", response=s.ExportStatus, errors=(404,))
