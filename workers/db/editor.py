@@ -23,6 +23,20 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
+class _ProjectRow:
+    """A row a project owns: its own id, the project's, and when it was made (the ids first, as
+    in the tables the migrations create)."""
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id, sort_order=-2)
+    project_id: Mapped[str] = mapped_column(ForeignKey("editor_projects.id", ondelete="CASCADE"), index=True,
+                                            sort_order=-1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class _Finishes:
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class EditorProject(Base):
     __tablename__ = "editor_projects"
 
@@ -34,13 +48,11 @@ class EditorProject(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
-class EditorAsset(Base):
+class EditorAsset(_ProjectRow, Base):
     """A media file the project holds: ingested, uploaded, or rendered (graded, variant)."""
 
     __tablename__ = "editor_assets"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    project_id: Mapped[str] = mapped_column(ForeignKey("editor_projects.id", ondelete="CASCADE"), index=True)
     origin: Mapped[str] = mapped_column(String(16))  # url | path | upload | graded | variant
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|uploading|ready|failed
     file_name: Mapped[str] = mapped_column(String(500), default="")
@@ -55,14 +67,11 @@ class EditorAsset(Base):
     height: Mapped[int | None] = mapped_column(Integer, nullable=True)
     has_audio: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class EditorSegment(Base):
+class EditorSegment(_ProjectRow, Base):
     __tablename__ = "editor_segments"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    project_id: Mapped[str] = mapped_column(ForeignKey("editor_projects.id", ondelete="CASCADE"), index=True)
     asset_id: Mapped[str] = mapped_column(ForeignKey("editor_assets.id", ondelete="CASCADE"))
     start_ts: Mapped[float] = mapped_column(Float)
     end_ts: Mapped[float] = mapped_column(Float)
@@ -72,30 +81,23 @@ class EditorSegment(Base):
     grade: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     order_index: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class EditorJob(Base):
+class EditorJob(_ProjectRow, _Finishes, Base):
     """A generate, grade or ingest job (exports have their own table, as in the contract)."""
 
     __tablename__ = "editor_jobs"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    project_id: Mapped[str] = mapped_column(ForeignKey("editor_projects.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # generate | grade | ingest
     status: Mapped[str] = mapped_column(String(16), default="pending")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     params: Mapped[dict] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-class EditorVariant(Base):
+class EditorVariant(_ProjectRow, Base):
     __tablename__ = "editor_variants"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     job_id: Mapped[str] = mapped_column(ForeignKey("editor_jobs.id", ondelete="CASCADE"), index=True)
-    project_id: Mapped[str] = mapped_column(ForeignKey("editor_projects.id", ondelete="CASCADE"), index=True)
     asset_id: Mapped[str] = mapped_column(ForeignKey("editor_assets.id", ondelete="CASCADE"))
     # What the variant replaces: a range of one segment's source.
     segment_id: Mapped[str] = mapped_column(String(32))
@@ -104,22 +106,17 @@ class EditorVariant(Base):
     label: Mapped[str] = mapped_column(String(200), default="")
     preview_path: Mapped[str] = mapped_column(Text, default="")
     accepted: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class EditorExport(Base):
+class EditorExport(_ProjectRow, _Finishes, Base):
     __tablename__ = "editor_exports"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    project_id: Mapped[str] = mapped_column(ForeignKey("editor_projects.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     format: Mapped[str] = mapped_column(String(16), default="mp4")
     path: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     details: Mapped[dict] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class EditorAiOperation(Base):
