@@ -32,6 +32,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _start(session, model, row_id: str):
+    """The job (or export) row a task was queued for, marked running."""
+    row = session.get(model, row_id)
+    row.status = "running"
+    return row
+
+
 def _project_dir(project_id: str) -> Path:
     from workers.editor import project_dir
     from workers.settings import load_settings
@@ -75,10 +82,9 @@ def ingest(job_id: str) -> dict:
 
     session_scope = _db()
     with session_scope() as session:
-        job = session.get(EditorJob, job_id)
+        job = _start(session, EditorJob, job_id)
         asset = session.get(EditorAsset, job.params["asset_id"])
         url, project_id, asset_id, name = asset.source_url, asset.project_id, asset.id, asset.file_name
-        job.status = "running"
     limit = load_settings().upload_max_bytes
     suffix = Path(name).suffix.lower() if len(Path(name).suffix) <= 9 else ""
     target = _project_dir(project_id) / "assets" / f"{asset_id}{suffix or '.bin'}"
@@ -129,8 +135,7 @@ def color_grade(job_id: str) -> dict:
 
     session_scope = _db()
     with session_scope() as session:
-        job = session.get(EditorJob, job_id)
-        job.status = "running"
+        job = _start(session, EditorJob, job_id)
         segment = session.get(EditorSegment, job.params["segment_id"])
         source = session.get(EditorAsset, segment.asset_id)
         grade = Grade.from_dict(job.params["grade"])
@@ -178,8 +183,7 @@ def generate(job_id: str) -> dict:
     session_scope = _db()
     started = time.monotonic()
     with session_scope() as session:
-        job = session.get(EditorJob, job_id)
-        job.status = "running"
+        job = _start(session, EditorJob, job_id)
         params = dict(job.params)
         project_id = job.project_id
         path = session.get(EditorAsset, params["asset_id"]).path
@@ -240,9 +244,7 @@ def export(export_id: str) -> dict:
 
     session_scope = _db()
     with session_scope() as session:
-        row = session.get(EditorExport, export_id)
-        row.status = "running"
-        project_id = row.project_id
+        project_id = _start(session, EditorExport, export_id).project_id
         ranges = [(session.get(EditorAsset, s.asset_id).path, s.start_ts, s.end_ts)
                   for s in active_segments(session, project_id)]
     reporter = ProgressReporter(export_id, min_interval=0.5)

@@ -23,13 +23,7 @@ def write_video(path: Path, seconds: int, size=(160, 96), rate=4, audio: np.ndar
         for packet in stream.encode():
             container.mux(packet)
         if audio_stream is not None:
-            frame = av.AudioFrame.from_ndarray((audio * 32767).astype(np.int16).reshape(1, -1), format="s16",
-                                               layout="mono")
-            frame.sample_rate = 16000
-            for packet in audio_stream.encode(frame):
-                container.mux(packet)
-            for packet in audio_stream.encode():
-                container.mux(packet)
+            _mux_audio(container, audio_stream, audio, 16000)
 
 
 def jfk_samples(repeats: int = 1) -> np.ndarray:
@@ -39,19 +33,32 @@ def jfk_samples(repeats: int = 1) -> np.ndarray:
     return np.concatenate([speech] * repeats).astype(np.float32)
 
 
-def write_flac(path: Path, channels: np.ndarray, rate: int = 16000) -> Path:
-    """``channels`` ((channels, samples) or (samples,) float32 in [-1, 1]) as a 16-bit FLAC file,
-    lossless, so decoding gives back exactly these samples (to 16-bit precision)."""
+def _pcm(channels: np.ndarray) -> tuple[np.ndarray, str]:
+    """(channels, samples) or (samples,) float32 in [-1, 1] → one interleaved s16 plane and its layout."""
     pcm = np.atleast_2d(np.asarray(channels, dtype=np.float32))
-    layout = {1: "mono", 2: "stereo"}[pcm.shape[0]]
     interleaved = (np.clip(pcm, -1, 1) * 32767).astype(np.int16).T.reshape(1, -1)
+    return np.ascontiguousarray(interleaved), {1: "mono", 2: "stereo"}[pcm.shape[0]]
+
+
+def _mux_audio(container, stream, channels: np.ndarray, rate: int) -> None:
+    interleaved, layout = _pcm(channels)
+    frame = av.AudioFrame.from_ndarray(interleaved, format="s16", layout=layout)
+    frame.sample_rate = rate
+    for packet in [*stream.encode(frame), *stream.encode(None)]:
+        container.mux(packet)
+
+
+def write_audio(path: Path, channels: np.ndarray, rate: int = 16000, codec: str = "flac") -> Path:
+    """``channels`` ((channels, samples) or (samples,) float32 in [-1, 1]) as an audio file in
+    ``codec`` (the container follows the file name)."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("flac", rate=rate, layout=layout)
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(interleaved), format="s16", layout=layout)
-        frame.sample_rate = rate
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            container.mux(packet)
+        _mux_audio(container, container.add_stream(codec, rate=rate, layout=_pcm(channels)[1]), channels, rate)
     return path
+
+
+def write_flac(path: Path, channels: np.ndarray, rate: int = 16000) -> Path:
+    """A 16-bit FLAC file: lossless, so decoding gives back exactly these samples (to 16-bit precision)."""
+    return write_audio(path, channels, rate, "flac")
 
 
 def speech_samples(name: str) -> np.ndarray:

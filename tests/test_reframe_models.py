@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench.reframe_models import build_two_person_clip, der, read_rttm, speaking_frame_scores
-from tests.media_factory import write_video
+from tests.media_factory import write_audio, write_video
 from workers.media.audio import NoAudioStream, decode_audio
 from workers.pipeline import Cancelled
 from workers.reframe.diarization import diarize
@@ -167,16 +167,7 @@ def test_a_two_channel_recording_is_split_by_channel(tmp_path):
         a, b = int(start * 16000), int(end * 16000)
         target = left if speaker == "speaker90" else right
         target[a:b] = audio[a:b]
-    path = tmp_path / "two_track.wav"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("pcm_s16le", rate=16000, layout="stereo")
-        frame = av.AudioFrame.from_ndarray((np.stack([left, right]) * 32767).astype(np.int16).T.reshape(1, -1),
-                                           format="s16", layout="stereo")
-        frame.sample_rate = 16000
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    path = write_audio(tmp_path / "two_track.wav", np.stack([left, right]), codec="pcm_s16le")
     result = diarize(path)
     assert result["model"] == "silero_vad+channel_split"
     assert result["num_speakers"] == 2

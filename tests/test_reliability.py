@@ -24,7 +24,7 @@ from PIL import Image
 
 from app.supervisor import free_port, redis_server_binary, wait_for_redis
 from tests.conftest import BIN, DATA, ProgressListener, sightline, start_server
-from tests.media_factory import jfk_samples, write_video
+from tests.media_factory import jfk_samples, write_audio, write_video
 from tests.text_match import words
 from workers.exports.ffmpeg import ffmpeg_exe
 
@@ -71,15 +71,7 @@ def _malformed_corpus(folder: Path) -> dict[str, Path]:
     subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=4",
                     "-frames:v", "0", "-c:v", "mpeg4", str(corpus["no_frames"])], check=True)
     corpus["audio_only_mp4"] = folder / "audio_only.mp4"
-    with av.open(str(corpus["audio_only_mp4"]), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        frame = av.AudioFrame.from_ndarray((jfk_samples() * 32767).astype(np.int16).reshape(1, -1),
-                                           format="s16", layout="mono")
-        frame.sample_rate = 16000
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_audio(corpus["audio_only_mp4"], jfk_samples(), codec="aac")
     corpus["vfr"] = folder / "variable_rate.mkv"
     with av.open(str(corpus["vfr"]), "w") as container:
         stream = container.add_stream("mpeg4", rate=1000)
