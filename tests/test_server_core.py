@@ -13,6 +13,7 @@ from openapi_spec_validator import validate
 from PIL import Image
 
 from tests.conftest import ProgressListener
+from tests.media_factory import distinct_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -203,13 +204,8 @@ def test_corrupt_files_fail_alone(server, media, tmp_path):
 
 def test_cancel_mid_batch_then_new_analyze(server, media, tmp_path):
     server.wait_idle()
-    copies = []
-    for i in range(6):
-        copy = tmp_path / f"clip{i}.mp4"
-        data = bytearray(media["testvideo.mp4"].read_bytes())
-        data[-10] ^= i + 1  # distinct content, so nothing is served from a previous analysis
-        copy.write_bytes(bytes(data))
-        copies.append(str(copy))
+    # Distinct content, so nothing is served from a previous analysis.
+    copies = [str(distinct_copy(media["testvideo.mp4"], tmp_path / f"clip{i}.mp4", i)) for i in range(6)]
     cache = tmp_path / "cache"
     with ProgressListener(server.base) as listener:
         response = server.post("/analyze", {"cache_dir": str(cache), "visual_media_paths": copies})
@@ -236,13 +232,7 @@ def test_cancel_mid_batch_then_new_analyze(server, media, tmp_path):
 
 def test_new_analyze_stops_the_running_one(server, media, tmp_path):
     server.wait_idle()
-    copies = []
-    for i in range(4):
-        copy = tmp_path / f"long{i}.mp4"
-        data = bytearray(media["testvideo.mp4"].read_bytes())
-        data[-20] ^= i + 7
-        copy.write_bytes(bytes(data))
-        copies.append(str(copy))
+    copies = [str(distinct_copy(media["testvideo.mp4"], tmp_path / f"long{i}.mp4", 7 + i)) for i in range(4)]
     first = server.post("/analyze", {"cache_dir": str(tmp_path / "c1"), "visual_media_paths": copies})
     assert first.status_code == 202
     time.sleep(1.0)

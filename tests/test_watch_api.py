@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import DATA, ProgressListener, start_server
+from tests.media_factory import distinct_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,19 +33,6 @@ def documented_defaults() -> dict:
 SPEC_DEFAULTS = documented_defaults()
 STATUS_FIELDS = {"state", "current_folder", "current_file", "files_pending", "files_processed_this_session",
                  "last_error", "paused_until", "folder_stats"}
-
-
-def distinct_copy(source: Path, target: Path, n: int) -> Path:
-    """A playable copy of ``source`` with its own content hash: one byte differs in a part
-    players ignore (the encoder tag, or a ``free`` box)."""
-    data = bytearray(source.read_bytes())
-    at = data.find(b"Lavf")
-    if at < 0:
-        at = data.find(b"free") + 4
-    data[at] = ord("a") + n
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(bytes(data))
-    return target
 
 
 def wait_for(check, timeout: float, what: str, every: float = 0.25):
