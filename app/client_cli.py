@@ -261,15 +261,19 @@ def cmd_transcript(args) -> int:
 
 # --- wiring ---------------------------------------------------------------------------------------
 
-def _connection_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--server", help=f"server URL (default SIGHTLINE_SERVER or {DEFAULT_SERVER})")
-    parser.add_argument("--key", help="licence key (default SIGHTLINE_KEY)")
-
-
-def _cache_dir_option(parser: argparse.ArgumentParser) -> None:
+def _client_command(sub, name: str, summary: str, command, positional: str,
+                    **positional_options) -> argparse.ArgumentParser:
+    """A subcommand that talks to a running server: its one positional argument, ``--cache-dir``
+    and the connection options (``--server``, ``--key``); the caller adds its own."""
+    parser = sub.add_parser(name, help=summary)
+    parser.add_argument(positional, **positional_options)
     parser.add_argument("--cache-dir", default=os.environ.get("SIGHTLINE_CACHE_DIR"),
                         required=not os.environ.get("SIGHTLINE_CACHE_DIR"),
                         help="the analysis cache folder on the server (SIGHTLINE_CACHE_DIR)")
+    parser.add_argument("--server", help=f"server URL (default SIGHTLINE_SERVER or {DEFAULT_SERVER})")
+    parser.add_argument("--key", help="licence key (default SIGHTLINE_KEY)")
+    parser.set_defaults(func=_guarded(command))
+    return parser
 
 
 def _guarded(command):
@@ -283,29 +287,20 @@ def _guarded(command):
 
 
 def add_client_commands(sub) -> None:
-    analyze = sub.add_parser("analyze", help="analyse files on a running server, with a progress bar per file")
-    analyze.add_argument("paths", nargs="+", metavar="PATH", help="media files or folders (as the server sees them)")
-    _cache_dir_option(analyze)
+    analyze = _client_command(sub, "analyze", "analyse files on a running server, with a progress bar per file",
+                              cmd_analyze, "paths", nargs="+", metavar="PATH",
+                              help="media files or folders (as the server sees them)")
     analyze.add_argument("--speech", metavar="LANG", help="also transcribe, in this language (e.g. en)")
     analyze.add_argument("--faces", metavar="JOB", help="also cluster faces into this face job")
     analyze.add_argument("--no-visual", action="store_true", help="skip visual analysis")
-    _connection_options(analyze)
-    analyze.set_defaults(func=_guarded(cmd_analyze))
 
-    search = sub.add_parser("search", help="find moments matching a description")
-    search.add_argument("text")
-    _cache_dir_option(search)
+    search = _client_command(sub, "search", "find moments matching a description", cmd_search, "text")
     search.add_argument("--exclude", action="append", metavar="TERM", help="rank frames like TERM lower (repeatable)")
     search.add_argument("--max-results", type=int, default=20)
     search.add_argument("--json", action="store_true", help="print the matches as JSON")
-    _connection_options(search)
-    search.set_defaults(func=_guarded(cmd_search))
 
-    transcript = sub.add_parser("transcript", help="print a file's transcript (srt, vtt, txt, csv; docx/pdf to --output)")
-    transcript.add_argument("file")
-    _cache_dir_option(transcript)
+    transcript = _client_command(sub, "transcript", "print a file's transcript (srt, vtt, txt, csv; docx/pdf to --output)",
+                                 cmd_transcript, "file")
     transcript.add_argument("--format", default="txt", type=str.lower)
     transcript.add_argument("--output", "-o", help="write to this local file instead of stdout")
     transcript.add_argument("--no-silences", action="store_true", help="no [silence] rows (txt, csv)")
-    _connection_options(transcript)
-    transcript.set_defaults(func=_guarded(cmd_transcript))
