@@ -52,16 +52,24 @@ def video_of(key_id: str, video_id: str) -> Video | None:
         return video if video is not None and video.key_id == key_id else None
 
 
-def get_video(video_id: str) -> Video | None:
+def _get(model, row_id):
     with session_scope() as session:
-        return session.get(Video, video_id)
+        return session.get(model, row_id)
+
+
+def _update(model, row_id, fields: dict) -> None:
+    with session_scope() as session:
+        row = session.get(model, row_id)
+        for name, value in fields.items():
+            setattr(row, name, value)
+
+
+def get_video(video_id: str) -> Video | None:
+    return _get(Video, video_id)
 
 
 def update_video(video_id: str, **fields) -> None:
-    with session_scope() as session:
-        video = session.get(Video, video_id)
-        for name, value in fields.items():
-            setattr(video, name, value)
+    _update(Video, video_id, fields)
 
 
 def new_step(video_id: str, step: str, params: dict, *, requested: bool = True, status: str = "queued") -> int:
@@ -74,15 +82,11 @@ def new_step(video_id: str, step: str, params: dict, *, requested: bool = True, 
 
 
 def get_step(step_id: int) -> Step | None:
-    with session_scope() as session:
-        return session.get(Step, step_id)
+    return _get(Step, step_id)
 
 
 def update_step(step_id: int, **fields) -> None:
-    with session_scope() as session:
-        step = session.get(Step, step_id)
-        for name, value in fields.items():
-            setattr(step, name, value)
+    _update(Step, step_id, fields)
 
 
 def touch_step(step_id: int) -> None:

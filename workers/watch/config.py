@@ -14,7 +14,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from workers.settings import load_settings
@@ -156,23 +156,30 @@ def default_cache_dir() -> str:
     return str(load_settings().home / "cache")
 
 
+def _string_list(value, name: str, clean: Callable[[str], str]) -> list[str]:
+    """``value`` must be a list of strings: each one ``clean``ed, the empty ones dropped, no repeats."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValueError(f"{name} must be a list of strings")
+    result: list[str] = []
+    for raw in value:
+        if not isinstance(raw, str):
+            raise ValueError(f"{name} entries must be strings, got {raw!r}")
+        item = clean(raw)
+        if item and item not in result:
+            result.append(item)
+    return result
+
+
+def _extension(raw: str) -> str:
+    ext = raw.strip().lower().lstrip(".")
+    if "/" in ext or "\\" in ext:
+        raise ValueError(f"not a file extension: {raw!r}")
+    return f".{ext}" if ext else ""
+
+
 def normalise_extensions(extensions) -> list[str]:
     """``["MP4", ".Mov", "mp4"]`` -> ``[".mp4", ".mov"]``: lowercase, one leading dot, no repeats."""
-    if isinstance(extensions, str) or not isinstance(extensions, list | tuple):
-        raise ValueError("excluded_extensions must be a list of strings")
-    result: list[str] = []
-    for raw in extensions:
-        if not isinstance(raw, str):
-            raise ValueError(f"excluded_extensions entries must be strings, got {raw!r}")
-        ext = raw.strip().lower().lstrip(".")
-        if not ext:
-            continue
-        if "/" in ext or "\\" in ext:
-            raise ValueError(f"not a file extension: {raw!r}")
-        ext = f".{ext}"
-        if ext not in result:
-            result.append(ext)
-    return result
+    return _string_list(extensions, "excluded_extensions", _extension)
 
 
 # --- validation ----------------------------------------------------------------------------
@@ -228,16 +235,7 @@ def _absolute_path(value, key: str) -> str:
 
 
 def _globs(value) -> list[str]:
-    if isinstance(value, str) or not isinstance(value, list | tuple):
-        raise ValueError("excluded_filename_globs must be a list of strings")
-    result: list[str] = []
-    for pattern in value:
-        if not isinstance(pattern, str):
-            raise ValueError(f"excluded_filename_globs entries must be strings, got {pattern!r}")
-        pattern = pattern.strip()
-        if pattern and pattern not in result:
-            result.append(pattern)
-    return result
+    return _string_list(value, "excluded_filename_globs", str.strip)
 
 
 def _check_not_watched(folders: list[dict], folder_path: str, own_id: str) -> None:

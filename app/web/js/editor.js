@@ -9,7 +9,11 @@ const api = {
   post: (path, body) => call("POST", path, body, { base: "/api" }),
   del: (path) => call("DELETE", path, undefined, { base: "/api" }),
 };
-const GRADES = ["brightness", "contrast", "saturation", "gamma", "temperature", "hue_shift"];
+// The grade's knobs: name (the API's), label, range ±limit, slider step.
+const KNOBS = [["brightness", "Brightness", 1, 0.05], ["contrast", "Contrast", 1, 0.05],
+  ["saturation", "Saturation", 1, 0.05], ["gamma", "Gamma", 1, 0.05], ["temperature", "Temperature", 1, 0.05],
+  ["hue_shift", "Hue shift", 180, 5]];
+const GRADES = KNOBS.map(([name]) => name);
 const DEBOUNCE_MS = 250;
 
 let project = null;
@@ -308,7 +312,18 @@ export function shown() {
   if (key.get()) refreshProjects($("editor-project").value).catch((err) => status(err.message, "error"));
 }
 
+function gradeSliders() {
+  const actions = document.querySelector("fieldset.grades .grade-actions");
+  for (const [name, label, limit, step] of KNOBS) {
+    const id = `grade-${name}`;
+    actions.before(el("label", { for: id, text: label }),
+      el("input", { id, type: "range", min: -limit, max: limit, step, value: 0 }),
+      el("output", { id: `${id}-value`, for: id, text: "0" }));
+  }
+}
+
 export function init() {
+  gradeSliders();
   $("editor-create-form").addEventListener("submit", (event) => { event.preventDefault(); createFromPath(); });
   $("editor-upload-go").addEventListener("click", upload);
   $("editor-project").addEventListener("change", async (event) => {
