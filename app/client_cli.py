@@ -299,7 +299,8 @@ def add_client_commands(sub) -> None:
     search.add_argument("--max-results", type=int, default=20)
     search.add_argument("--json", action="store_true", help="print the matches as JSON")
 
-    transcript = _client_command(sub, "transcript", "print a file's transcript (srt, vtt, txt, csv; docx/pdf to --output)",
+    transcript = _client_command(sub, "transcript",
+                                 "print a file's transcript (srt, vtt, txt, csv; docx/pdf to --output)",
                                  cmd_transcript, "file")
     transcript.add_argument("--format", default="txt", type=str.lower)
     transcript.add_argument("--output", "-o", help="write to this local file instead of stdout")

@@ -18,14 +18,14 @@ def _offset(limit: float):
 
 Health = schema("Health", status=str, database=str)
 Me = schema("Me", id=str, label=str, tier=str,
-           credits=fields.Integer(allow_none=True, metadata={"description": "null: unmetered"}), created_at=str)
+            credits=fields.Integer(allow_none=True, metadata={"description": "null: unmetered"}), created_at=str)
 ProviderHealth = schema("ProviderHealth", name=str, usable=bool, configured=bool, url=str, capabilities=[str],
-                       detail=str)
+                        detail=str)
 AiHealth = schema("AiHealth", provider=fields.String(metadata={"description": "the one SIGHTLINE_AI_PROVIDER selects"}),
-                 providers=[ProviderHealth], scoring=dict)
+                  providers=[ProviderHealth], scoring=dict)
 AiOperation = schema("AiOperation", id=str, kind=str, provider=str, status=str, project_id=str | None,
-                    subject_id=str | None, detail=str, started_at=str, finished_at=str | None,
-                    duration_ms=float | None)
+                     subject_id=str | None, detail=str, started_at=str, finished_at=str | None,
+                     duration_ms=float | None)
 AiTimeline = schema("AiTimeline", operations=[AiOperation])
 
 
@@ -36,14 +36,14 @@ class ProjectCreate(Base):
 
 
 Asset = schema("Asset", id=str, origin=str, status=str, file_name=str, duration=float | None, fps=float | None,
-              width=int | None, height=int | None, has_audio=bool, error=str | None,
-              proxy=fields.Boolean(metadata={"description": "whether its preview proxy exists (previews are faster)"}))
+               width=int | None, height=int | None, has_audio=bool, error=str | None,
+               proxy=fields.Boolean(metadata={"description": "whether its preview proxy exists (previews are faster)"}))
 Segment = schema("Segment", id=str, project_id=str, asset_id=str, start_ts=float, end_ts=float, source=str,
-                url=str | None, variant_id=str | None, order_index=int, active=bool, timeline_start=float,
-                grade=dict | None)
+                 url=str | None, variant_id=str | None, order_index=int, active=bool, timeline_start=float,
+                 grade=dict | None)
 Project = schema("Project", id=str, name=str, description=str, created_at=str,
-                duration=fields.Float(metadata={"description": "timeline duration: the active segments' sum"}),
-                assets=[Asset], segments=[Segment])
+                 duration=fields.Float(metadata={"description": "timeline duration: the active segments' sum"}),
+                 assets=[Asset], segments=[Segment])
 ProjectList = schema("ProjectList", projects=[Project])
 Deleted = schema("Deleted", deleted=bool)
 
@@ -117,7 +117,7 @@ class GenerateRequest(Base):
 JobStarted = schema("JobStarted", job_id=str, status=str)
 Variant = schema("Variant", id=str, url=str, preview_url=str, label=str, accepted=bool)
 Job = schema("Job", id=str, project_id=str, kind=str, status=str, error=str | None, provider=str | None,
-            variants=[Variant])
+             variants=[Variant])
 Accepted = schema("Accepted", variant_id=str, accepted=bool, segment=Segment)
 
 
@@ -126,7 +126,7 @@ class ScoreQuery(Base):
 
 
 ScoreDetail = schema("ScoreDetail", overall_rating=str, details=str, fidelity_to_prompt=str, visual_quality=str,
-                    fidelity=str, metrics=dict)
+                     fidelity=str, metrics=dict)
 Score = schema("Score", variant_id=str, compare_to=str, score=ScoreDetail)
 
 
@@ -137,7 +137,7 @@ class ExportRequest(Base):
 
 ExportStarted = schema("ExportStarted", export_job_id=str, status=str, message=str)
 ExportStatus = schema("ExportStatus", export_job_id=str, status=str, progress=float, export_url=str | None,
-                     download_url=str | None, error=str | None, duration=float | None, parts=[dict])
+                      download_url=str | None, error=str | None, duration=float | None, parts=[dict])
 
 
 class TimelineQuery(Base):
