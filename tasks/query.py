@@ -1,4 +1,5 @@
-"""Low-latency tasks on the ``query`` queue: warm a model, embed a query, run a search.
+"""The query worker: low-latency tasks on the ``query`` queue (warm a model, load a cache
+folder's embeddings) and the search server (tasks/search_rpc.py) that answers searches.
 
 The query worker keeps the active visual model and the loaded embeddings in memory, so a
 search costs one text encoding and one matrix product.
@@ -7,12 +8,19 @@ search costs one text encoding and one matrix product.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+
+from celery.signals import worker_ready, worker_shutdown
 
 from tasks import state
-from tasks.celery_app import celery_app
+from tasks.celery_app import QUERY_QUEUE, celery_app
 from workers.messages import FAILED, INVALID, UNAVAILABLE, Outcome, SearchQuery
 
 log = logging.getLogger(__name__)
+
+# Server threads answering searches: a slow one (a frame decoded from a video) runs beside
+# the text searches; the text ones share encoder passes whichever thread took them.
+SEARCH_THREADS = 4
 
 
 @celery_app.task(name="sightline.query.warm_visual")
@@ -41,22 +49,41 @@ def load(cache_dir: str, model_key: str) -> dict:
     return {"files": len(entry.meta), "frames": len(entry.index)}
 
 
-# No STARTED state: it would cost the search a second result write and wake-up of the API.
-@celery_app.task(name="sightline.query.search", track_started=False)
-def search(encoded_query: dict) -> dict:
-    """One visual search of an encoded ``SearchQuery``; answers an encoded ``Outcome`` whose
-    value is the encoded matches. Problems a user can fix are ``invalid``."""
+def answer_searches(queries: list[SearchQuery]) -> Iterator[Outcome]:
+    """Visual searches, one encoded ``Outcome`` each (its value the encoded matches), in order
+    as each is ready; their texts share one encoder pass. Problems a user can fix are ``invalid``."""
     from workers.engines.base import ModelUnavailable
-    from workers.search.service import SearchError
-    from workers.search.service import search as run_search
+    from workers.search.service import SearchError, search_batch
 
-    try:
-        hits = run_search(SearchQuery.decode(encoded_query), state.loaded_generation("visual"))
-        return Outcome.ok([hit.encode() for hit in hits]).encode()
-    except (SearchError, ValueError) as exc:
-        return Outcome.problem(INVALID, str(exc)).encode()
-    except ModelUnavailable as exc:
-        return Outcome.problem(UNAVAILABLE, str(exc)).encode()
-    except Exception as exc:  # noqa: BLE001 - the API turns this into a clean 500
-        log.exception("search failed")
-        return Outcome.problem(FAILED, f"search failed: {exc.__class__.__name__}: {exc}").encode()
+    for result in search_batch(queries, state.loaded_generation("visual")):
+        if not isinstance(result, Exception):
+            yield Outcome.ok([hit.encode() for hit in result])
+        elif isinstance(result, SearchError | ValueError):
+            yield Outcome.problem(INVALID, str(result))
+        elif isinstance(result, ModelUnavailable):
+            yield Outcome.problem(UNAVAILABLE, str(result))
+        else:
+            log.error("search failed", exc_info=result)
+            yield Outcome.problem(FAILED, f"search failed: {result.__class__.__name__}: {result}")
+
+
+_server = None
+
+
+@worker_ready.connect
+def _start_search_server(sender, **_) -> None:
+    """The worker that consumes the ``query`` queue also answers searches (tasks/search_rpc.py),
+    in its own process, where the models and the loaded embeddings live."""
+    global _server
+    if QUERY_QUEUE not in sender.app.amqp.queues.consume_from:
+        return
+    from tasks.search_rpc import SearchServer
+
+    _server = SearchServer(answer_searches, threads=SEARCH_THREADS).start()
+    log.info("answering searches with %d threads", SEARCH_THREADS)
+
+
+@worker_shutdown.connect
+def _stop_search_server(**_) -> None:
+    if _server is not None:
+        _server.stop()

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -254,6 +255,50 @@ def test_redis_restart_gives_503_then_recovers_by_itself(tmp_path, models_dir):
         _, events = server.analyze({"cache_dir": str(tmp_path / "c"),
                                     "visual_media_paths": [str(DATA / "counter.mp4")]}, timeout=120)
         assert events[-1]["status"] == "completed"
+    finally:
+        _stop(worker)
+        server.stop()
+        redis_server.stop()
+
+
+def test_search_without_a_query_worker_is_a_503_in_time_and_waits_without_blocking(tmp_path, models_dir):
+    """API and query worker on one Redis only (as on two machines); when the worker goes away,
+    a search answers 503 within the search timeout, and while it waits the API serves others."""
+    redis_server = ExternalRedis(tmp_path / "redis")
+    redis_server.start()
+    server = start_server(tmp_path / "srv", models_dir=models_dir,
+                          extra_env={"SIGHTLINE_REDIS_URL": redis_server.url, "SIGHTLINE_SEARCH_TIMEOUT_SECONDS": "4"})
+    worker = _start_worker(server, redis_server.url, "analysis,query", tmp_path / "worker.log")
+    try:
+        cache = str(tmp_path / "cache")
+        _, events = server.analyze({"cache_dir": cache, "visual_media_paths": [str(DATA / "counter.mp4")]})
+        assert events[-1]["status"] == "completed", events[-1]
+        assert server.post("/analysis-data/load", {"cache_dir": cache}).status_code == 200
+        query = {"query": "numbers", "cache_dir": cache, "search_all": True}
+        deadline = time.monotonic() + 60
+        while (answer := server.post("/search/text", query)).status_code == 503:  # the worker's first model load
+            assert time.monotonic() < deadline, answer.text
+        assert answer.status_code == 200 and len(answer.json()["matches"]) == 3, answer.text
+        _stop(worker)
+
+        result = {}
+        waiting = threading.Thread(target=lambda: result.update(answer=server.post("/search/text", query)))
+        started = time.monotonic()
+        waiting.start()
+        time.sleep(0.5)
+        assert requests.get(f"{server.api}/health", timeout=10).status_code == 200
+        assert waiting.is_alive(), "the search should still be waiting for a worker"
+        waiting.join(timeout=30)
+        answer = result["answer"]
+        assert answer.status_code == 503 and "No query worker answered in time" in answer.json()["error"]
+        assert time.monotonic() - started < 15
+        # The unanswered search was taken back: a worker started now finds nothing stale waiting.
+        assert redis.Redis.from_url(redis_server.url).llen("sightline:search:requests") == 0
+        worker = _start_worker(server, redis_server.url, "query", tmp_path / "worker2.log")
+        deadline = time.monotonic() + 60
+        while (answer := server.post("/search/text", query)).status_code == 503:
+            assert time.monotonic() < deadline, answer.text
+        assert answer.status_code == 200 and len(answer.json()["matches"]) == 3, answer.text
     finally:
         _stop(worker)
         server.stop()

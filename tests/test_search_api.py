@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+import requests
 from PIL import Image
 
 from tests.conftest import DATA, sightline
@@ -89,6 +92,31 @@ def test_load_then_text_search_returns_well_formed_matches(server, library):
     # Per-video grouping: each video's matches are contiguous.
     order = [m["hash_str"] for m in matches]
     assert all(order.index(h) + order.count(h) - 1 == max(i for i, x in enumerate(order) if x == h) for h in order)
+
+
+def test_concurrent_text_searches_each_get_the_answer_they_get_alone(server, library):
+    """Searches that arrive together share the query worker's encoder passes; none may get
+    a neighbour's answer or a different one from its own alone."""
+    cache = str(library["cache"])
+    server.post("/analysis-data/load", {"cache_dir": cache})
+    texts = ["a deer in a forest", "numbers on a screen", "a leaf", "yellow", "a dark room at night",
+             "two people talking in an office kitchen", "red", "the sea"]
+
+    def search(text: str) -> dict:
+        response = requests.post(f"{server.api}/search/text", timeout=60, headers={"X-License-Key": server.pro_key},
+                                 json={"query": text, "cache_dir": cache, "search_all": True, "max_results": 20})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    alone = {text: search(text) for text in texts}
+    assert len({json.dumps(a) for a in alone.values()}) > 1  # the texts do rank differently
+    for _ in range(2):
+        with ThreadPoolExecutor(len(texts)) as pool:
+            together = dict(zip(texts, pool.map(search, texts), strict=True))
+        for text in texts:
+            assert [(m["video_path"], m["frame_idx"]) for m in together[text]["matches"]] == \
+                [(m["video_path"], m["frame_idx"]) for m in alone[text]["matches"]], text
+            assert together[text] == alone[text], text
 
 
 def test_media_paths_restrict_and_unknown_media_are_named(server, library, tmp_path):

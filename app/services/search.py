@@ -1,19 +1,17 @@
 """Visual search (/search/text, /search/image, /search/frame) from the API side: validate
 what is searched, then hand the query to a query worker, which owns the model and the
-loaded embeddings, and wait for its answer."""
+loaded embeddings, and wait for its answer (over Redis lists: tasks/search_rpc.py)."""
 
 from __future__ import annotations
 
 import os
 
-from celery.exceptions import TimeoutError as CeleryTimeout
-
 from app.errors import ApiError, unwrap
 from app.paths import check_cache_dir, check_media, check_reference_image
 from app.services.loaded import resolve_loaded
-from tasks.celery_app import celery_app
+from tasks import search_rpc
 from workers.active_models import active_model
-from workers.messages import Outcome, SearchQuery
+from workers.messages import SearchQuery
 from workers.settings import load_settings
 
 
@@ -59,9 +57,7 @@ def visual_search(kind: str, data: dict) -> dict:
                         exclude=tuple(data.get("exclude") or ()), text_weight=data.get("text_weight", 1.0),
                         frame_mask=frame_mask, image_path=image_path, media_path=media_path,
                         time_seconds=data.get("time_seconds") if kind == "frame" else None)
-    result = celery_app.send_task("sightline.query.search", args=[query.encode()])
-    try:
-        answer = result.get(timeout=load_settings().search_timeout_seconds, interval=0.01)
-    except CeleryTimeout:
-        raise ApiError(503, "No query worker answered in time; is a `sightline worker` running?") from None
-    return {"matches": unwrap(Outcome.decode(answer))}
+    outcome = search_rpc.call(query, load_settings().search_timeout_seconds)
+    if outcome is None:
+        raise ApiError(503, "No query worker answered in time; is a `sightline worker` running?")
+    return {"matches": unwrap(outcome)}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,10 +93,17 @@ class TextBatcher:
         self._running = False
 
     def embed(self, text: str) -> np.ndarray:
-        slot = _Slot(text)
+        result = self.embed_many([text])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def embed_many(self, texts: list[str]) -> list[np.ndarray | Exception]:
+        """One vector per text, or the exception that text raised (it fails alone)."""
+        slots = [_Slot(text) for text in texts]
         with self._cond:
-            self._queue.append(slot)
-            while not slot.done:
+            self._queue.extend(slots)
+            while not all(slot.done for slot in slots):
                 if self._running:
                     self._cond.wait()
                     continue
@@ -109,9 +116,7 @@ class TextBatcher:
                     self._cond.acquire()
                     self._running = False
                     self._cond.notify_all()
-        if slot.error is not None:
-            raise slot.error
-        return slot.vector
+        return [slot.error if slot.error is not None else slot.vector for slot in slots]
 
     def _run(self, batch: list[_Slot]) -> None:
         try:
@@ -192,8 +197,39 @@ def _thumbnails(cache_dir: str, matches: list[dict]) -> list[str | None]:
     return out
 
 
-def search(query: SearchQuery, generation: int) -> list[SearchHit]:
-    """Run one visual search over the files of ``query`` (loaded on first use)."""
+def search_batch(queries: list[SearchQuery], generation: int) -> Iterator[list[SearchHit] | Exception]:
+    """Each query's hits (or the exception it failed with), in order as each is ready. The
+    texts of the batch are encoded together first: one encoder pass for N texts costs far
+    less than N passes, and each text's vector is the one it gets alone."""
+    from workers.engines.visual import load_visual_engine
+
+    vectors: dict[int, np.ndarray | Exception] = {}
+    by_model: dict[str, list[int]] = {}
+    for position, query in enumerate(queries):
+        if query.query:
+            by_model.setdefault(query.model_key, []).append(position)
+    for model_key, positions in by_model.items():
+        try:
+            batcher = _text_batcher(load_visual_engine(model_key))
+        except Exception as exc:  # noqa: BLE001 - each of these searches reports it
+            vectors.update((p, exc) for p in positions)
+            continue
+        results = batcher.embed_many([queries[p].query for p in positions])
+        vectors.update(zip(positions, results, strict=True))
+    for position, query in enumerate(queries):
+        vector = vectors.get(position)
+        if isinstance(vector, Exception):
+            yield vector
+            continue
+        try:
+            yield search(query, generation, text_vector=vector)
+        except Exception as exc:  # noqa: BLE001 - one failed search must not fail its neighbours
+            yield exc
+
+
+def search(query: SearchQuery, generation: int, text_vector: np.ndarray | None = None) -> list[SearchHit]:
+    """Run one visual search over the files of ``query`` (loaded on first use); ``text_vector``:
+    the query text's embedding when it is already known."""
     from workers.engines.visual import load_visual_engine
 
     cache_dir, model_key, hashes = query.cache_dir, query.model_key, query.hashes
@@ -203,7 +239,9 @@ def search(query: SearchQuery, generation: int) -> list[SearchHit]:
         raise SearchError("none of the searched files has analysis data for the active visual model")
     engine = load_visual_engine(model_key)
 
-    text = _text_batcher(engine).embed(query.query) if query.query else None
+    text = text_vector
+    if text is None and query.query:
+        text = _text_batcher(engine).embed(query.query)
     image = None
     if query.kind == "image":
         image = _image_vector(engine, query.image_path)
