@@ -94,6 +94,17 @@ def json_body() -> dict:
     return body
 
 
+def json_parts_response(*parts: bytes, status: int = 200) -> Response:
+    """A JSON reply whose text is already made (``parts`` joined): a search's matches come
+    from the query worker as JSON text, which is sent as it is, without a copy of its
+    megabyte of thumbnails (each copy costs ~2 ms here)."""
+    response = Response(list(parts), status=status, mimetype="application/json")
+    # eventlet's WSGI server joins small pieces up to this size before sending: 0 sends each
+    # as it is, so the big one is never copied into a join.
+    request.environ["eventlet.minimum_write_chunk_size"] = 0
+    return response
+
+
 def endpoint(bp: Blueprint, rule: str, method: str, *, summary: str, tag: str,
              body: type[Schema] | None = None, query: type[Schema] | None = None,
              response: type[Schema] | None = None, status: int = 200,

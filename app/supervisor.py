@@ -109,8 +109,12 @@ class Supervisor:
                                        env, restart=True))
         if "query" in wanted:
             # Queries share one process's loaded embeddings across threads (numpy releases the GIL).
+            # OpenMP threads that sleep when idle instead of spinning: a search's encoder pass is
+            # short and the API shares the cores; spinning cost 3-5x the CPU of a text encoding
+            # whenever another process wanted a core (docs/visual-search.md, "Through HTTP").
+            query_env = {"OMP_WAIT_POLICY": "PASSIVE", **env}
             self.children.append(Child("worker[query]", base + ["-Q", "query", "-P", "threads", "-c", "4", "-n",
-                                                                f"query-{os.getpid()}@%h"], env, restart=True))
+                                                                f"query-{os.getpid()}@%h"], query_env, restart=True))
 
     def add_api(self, env: dict, host: str, port: int) -> None:
         self.children.append(Child("api", [sys.executable, "-m", "app.server", "--host", host, "--port",

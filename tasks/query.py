@@ -14,7 +14,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from tasks import state
 from tasks.celery_app import QUERY_QUEUE, celery_app
-from workers.messages import FAILED, INVALID, UNAVAILABLE, Outcome, SearchQuery
+from workers.messages import FAILED, INVALID, UNAVAILABLE, Outcome, SearchQuery, hits_json
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,15 @@ def load(cache_dir: str, model_key: str) -> dict:
 
 
 def answer_searches(queries: list[SearchQuery]) -> Iterator[Outcome]:
-    """Visual searches, one encoded ``Outcome`` each (its value the encoded matches), in order
-    as each is ready; their texts share one encoder pass. Problems a user can fix are ``invalid``."""
+    """Visual searches, one ``Outcome`` each (its value the JSON text of the encoded matches),
+    in order as each is ready; their texts share one encoder pass. Problems a user can fix are
+    ``invalid``."""
     from workers.engines.base import ModelUnavailable
     from workers.search.service import SearchError, search_batch
 
     for result in search_batch(queries, state.loaded_generation("visual")):
         if not isinstance(result, Exception):
-            yield Outcome.ok([hit.encode() for hit in result])
+            yield Outcome.ok(hits_json(result))
         elif isinstance(result, SearchError | ValueError):
             yield Outcome.problem(INVALID, str(result))
         elif isinstance(result, ModelUnavailable):

@@ -6,7 +6,8 @@ process more CPU than the search itself (docs/visual-search.md, "Through HTTP").
 API pushes the encoded ``SearchQuery`` and the name of a reply list onto one request list;
 a query worker's server threads pop it (taking every other request already waiting, so one
 text-encoder pass serves them all), and push the encoded ``Outcome`` onto the reply list,
-which expires if nobody reads it. Only Redis lies between the two, so the API and the query
+which expires if nobody reads it; a search's matches follow as their JSON text, which the
+API passes to the client as it is. Only Redis lies between the two, so the API and the query
 workers may run on different machines, exactly as with Celery; long work (loading data,
 warming a model) stays a Celery task.
 """
@@ -52,6 +53,8 @@ def client(wait_seconds: float, url: str | None = None) -> redis.Redis:
 
 def call(query: SearchQuery, timeout: float, url: str | None = None) -> Outcome | None:
     """The query worker's answer to ``query``, or None when none answered within ``timeout``.
+    A successful outcome's value is the JSON text (bytes) of the encoded matches, as the worker
+    wrote it: the API hands it to the client without decoding and re-encoding ~1 MB of base64.
 
     Under eventlet (the API process) the blocking pop is green: other requests go on meanwhile.
     """
@@ -65,7 +68,9 @@ def call(query: SearchQuery, timeout: float, url: str | None = None) -> Outcome 
         # whose caller is gone. (If a worker took it just now, its reply simply expires.)
         r.lrem(REQUESTS, 1, request)
         return None
-    return Outcome.decode(json.loads(answer[1]))
+    header = json.loads(answer[1])
+    value = r.rpop(reply) if header.pop("value_follows", False) else header.get("value")
+    return Outcome.decode({**header, "value": value})
 
 
 # --- the query worker side ----------------------------------------------------------------
@@ -143,7 +148,13 @@ class SearchServer:
         return taken[::-1]
 
     def _reply(self, reply: str, outcome: Outcome) -> None:
+        """The outcome, and its value as a second element when that is JSON text already
+        (bytes): the header is popped first, both are pushed at once."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.lpush(reply, json.dumps(outcome.encode(), separators=(",", ":")))
+        if isinstance(outcome.value, bytes):
+            header = {"status": outcome.status, "error": outcome.error, "value_follows": True}
+            pipe.lpush(reply, json.dumps(header, separators=(",", ":")), outcome.value)
+        else:
+            pipe.lpush(reply, json.dumps(outcome.encode(), separators=(",", ":")))
         pipe.expire(reply, REPLY_TTL_SECONDS)
         pipe.execute()

@@ -3,6 +3,8 @@ events, search matches) and survive the trip through Celery's JSON unchanged."""
 
 import json
 
+import pytest
+
 from workers.messages import (
     INVALID,
     FaceJob,
@@ -13,6 +15,7 @@ from workers.messages import (
     SearchHit,
     SearchQuery,
     SpeechJob,
+    hits_json,
 )
 
 
@@ -50,3 +53,12 @@ def test_messages_round_trip_through_json():
 def test_search_hit_encodes_a_match():
     hit = SearchHit(7, "00:00:07", "aGk=", "00:00:05", "00:00:09", 0, "ab", "/a.mp4")
     assert hit.encode()["frame_idx"] == "7" and _wire(hit) == hit
+
+
+def test_hits_json_is_the_json_of_the_encoded_hits():
+    hits = [SearchHit(7, "00:00:07", "aGk=" * 900, "00:00:05", "00:00:09", 0, "ab", '/odd "name" \\ é.mp4'),
+            SearchHit(8, "00:00:08", None, "00:00:05", "00:00:09", 1, "ab", None)]
+    assert json.loads(hits_json(hits)) == [hit.encode() for hit in hits]
+    assert json.loads(hits_json([])) == []
+    with pytest.raises(ValueError):
+        hits_json([SearchHit(1, "00:00:01", 'a"b', "00:00:00", "00:00:01", 0, "ab", None)])

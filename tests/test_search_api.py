@@ -16,6 +16,7 @@ import pytest
 import requests
 from PIL import Image
 
+from schemas.search import VisualSearchResponse
 from tests.conftest import DATA, sightline
 
 HHMMSS = r"^\d\d:\d\d:\d\d$"
@@ -77,6 +78,7 @@ def test_load_then_text_search_returns_well_formed_matches(server, library):
     response = server.post("/search/text", {"query": "a deer in a forest", "cache_dir": cache,
                                             "search_all": True, "max_results": 12})
     assert response.status_code == 200, response.text
+    assert VisualSearchResponse().dump(response.json()) == response.json()  # the documented shape, no more
     matches = response.json()["matches"]
     assert len(matches) == 12
     assert sorted(m["original_index"] for m in matches) == list(range(12))

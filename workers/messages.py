@@ -11,6 +11,7 @@ wire and API shapes clients already see: a progress event encodes to exactly the
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,28 @@ class SearchHit:
         return cls(int(data["frame_idx"]), data["timestamp"], data.get("image"), data["scene_start_timestamp"],
                    data["scene_end_timestamp"], int(data["original_index"]), data["hash_str"],
                    data.get("video_path"))
+
+
+def hits_json(hits: Sequence[SearchHit]) -> bytes:
+    """The JSON text of ``[hit.encode() for hit in hits]`` (compact, a hit's ``image`` last).
+
+    An answer carries ~1 MB of base64 thumbnails: ``json.dumps`` scanning them for characters
+    to escape took 4-7 ms a search here, and each extra copy of a megabyte ~2 ms. Base64 has
+    nothing to escape, so the thumbnails go in as they are, in one join.
+    """
+    parts = [b"["]
+    for number, hit in enumerate(hits):
+        encoded = hit.encode()
+        image = encoded.pop("image")
+        parts.append((b"," if number else b"") + json.dumps(encoded, separators=(",", ":"))[:-1].encode())
+        if image is None:
+            parts.append(b',"image":null}')
+        else:
+            if not (image.isascii() and '"' not in image and "\\" not in image):
+                raise ValueError("a search hit's image must be base64 text")
+            parts.extend((b',"image":"', image.encode("ascii"), b'"}'))
+    parts.append(b"]")
+    return b"".join(parts)
 
 
 # --- analysis jobs ------------------------------------------------------------------------

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import os
 
+from flask import Response
+
+from app.api import json_parts_response
 from app.errors import ApiError, unwrap
 from app.paths import check_cache_dir, check_media, check_reference_image
 from app.services.loaded import resolve_loaded
@@ -30,7 +33,7 @@ def _people_mask(cache_dir: str, people_filter: list[dict], mode: str) -> dict[s
     return {hash_str: sorted(int(i) for i in indices) for hash_str, indices in frames.items()}
 
 
-def visual_search(kind: str, data: dict) -> dict:
+def visual_search(kind: str, data: dict) -> dict | Response:
     cache_dir = check_cache_dir(data["cache_dir"])
     from app.services.analysis import visual_model_missing_message, visual_model_ready
 
@@ -60,4 +63,5 @@ def visual_search(kind: str, data: dict) -> dict:
     outcome = search_rpc.call(query, load_settings().search_timeout_seconds)
     if outcome is None:
         raise ApiError(503, "No query worker answered in time; is a `sightline worker` running?")
-    return {"matches": unwrap(outcome)}
+    # The worker's JSON text of the matches, as VisualSearchResponse would dump them.
+    return json_parts_response(b'{"matches":', unwrap(outcome), b"}")
