@@ -54,6 +54,17 @@ def cpu_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def image_threads() -> int:
+    """Threads of an image-tower session: half the cores (at least one).
+
+    The 1 fps analysis decodes video beside the embedder; on 2 cores one thread each costs
+    8-15 % less CPU than both stages fighting over both cores, for the same wall time
+    (docs/visual-search.md). Embedding alone (from stored thumbnails) keeps every core
+    busy with several batches in flight instead.
+    """
+    return max(1, cpu_threads() // 2)
+
+
 def machine_id(threads: int | None = None) -> str:
     """The CPU model and thread count: the timings (int8 above all) hold for this pair only."""
     cpu = platform.processor() or platform.machine()

@@ -227,6 +227,7 @@ class TransformersVisualEngine:
         self._hf_image_processor = None  # SigLIP2 NaFlex only: variable patch grids
         self._onnx = None
         self._lock = threading.Lock()
+        self.image_threads = threads  # ONNX sessions' threads; None: onnx_visual.image_threads()
 
     # loading
 
@@ -239,13 +240,14 @@ class TransformersVisualEngine:
         import torch
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        from workers.engines.onnx_visual import calibration_images, cpu_threads, prepare
+        from workers.engines.onnx_visual import calibration_images, cpu_threads, image_threads, prepare
 
         if not (self.path / "config.json").exists():
             raise ModelUnavailable(
                 f"visual model {self.key!r} is not on this machine (no {self.path / 'config.json'}); "
                 f"run: {catalogue.fix_command(self.key)}")
         torch.set_num_threads(self.threads or cpu_threads())
+        self.image_threads = self.threads or image_threads()
         config = AutoConfig.from_pretrained(self.path, local_files_only=True)
         if config.model_type not in MODEL_TYPES:
             raise ModelUnavailable(
@@ -277,7 +279,7 @@ class TransformersVisualEngine:
             calibration = preprocess(calibration_images(IMAGE_BATCH), self._prep)
             self._onnx, self.active_runtime, self.onnx_meta = prepare(
                 model, self.path, self.resolution, self._vision_torch, calibration,
-                threads=self.threads, mode=self.runtime)
+                threads=self.image_threads, mode=self.runtime)
         log.info("visual model %s loaded from %s (%s, dim %d, images on %s)", self.key, self.path,
                  self.model_type, self.dim, self.active_runtime)
 

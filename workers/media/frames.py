@@ -96,12 +96,13 @@ def iter_image(path: str) -> Iterator[Frame]:
 
 def iter_frames(info: MediaInfo, should_stop: Callable[[], bool] | None = None,
                 mode: str = "auto", on_decoded: Callable[[av.VideoFrame, float], None] | None = None,
-                decoded_modes: list[str] | None = None) -> Iterator[Frame]:
+                decoded_modes: list[str] | None = None, threads: int | None = None) -> Iterator[Frame]:
     """Frames at t = 0, 1, 2, … seconds (the first frame at or after each second).
 
     ``on_decoded(frame, seconds)`` sees every frame the decoder produced, in display order
     (*decode all* mode only: seeking produces a few frames per second). ``decoded_modes``, if
     given, gets the mode chosen appended, so a caller knows whether it saw the whole stream.
+    ``threads``: the decoder's threads (default: every core, up to 8).
     """
     if info.kind == "image":
         yield from iter_image(info.path)
@@ -115,7 +116,7 @@ def iter_frames(info: MediaInfo, should_stop: Callable[[], bool] | None = None,
     with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = min(8, os.cpu_count() or 2)
+        stream.codec_context.thread_count = threads or min(8, os.cpu_count() or 2)
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         if mode == "auto":
             mode = "seek" if _gop_seconds(container, stream) <= SEEK_MAX_GOP_SECONDS else "decode"
