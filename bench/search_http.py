@@ -10,8 +10,8 @@ synthetic analysis data straight into a cache folder (embeddings shaped like rea
 see bench/search.py, and real JPEG thumbnails at the pipeline's size and quality), loads it
 and measures:
 
-- ``in_process``: what a search must do, in this process with the same engine class and the
-  same model: encode the text, rank over the loaded frames (sampling, combining, top 50,
+- ``in_process``: what a search must do, in this process with the same engine class, the
+  same model and the same runtimes (``text_runtime``), one query at a time: encode the text, rank over the loaded frames (sampling, combining, top 50,
   per-video grouping), read and base64 the 50 thumbnails the answer carries.
 - ``http_sequential``: ``POST /search/text`` (max_results 50, search_all) one at a time.
 - ``http_clients``: ``--clients`` concurrent clients for ``--seconds``: requests/s, p50, p99.
@@ -129,7 +129,9 @@ def in_process(model_dir: Path, cache: Path, hashes: list[str], queries: int, te
     from workers.search import visual_search
     from workers.search.service import sync
 
-    engine = TransformersVisualEngine(ModelSpec(MODEL_KEY, VISUAL, "clip", "bench"), model_dir, runtime="torch")
+    # The runtimes the server's engine picks ("auto"): texts on ONNX Runtime where that export
+    # agrees, so the reference does the same work as the query worker, not a slower one.
+    engine = TransformersVisualEngine(ModelSpec(MODEL_KEY, VISUAL, "clip", "bench"), model_dir, runtime="auto")
     engine.load()
     entry = sync(str(cache), MODEL_KEY, {h: h for h in hashes}, generation=-1, build_now=True)
     seconds = []
@@ -142,7 +144,7 @@ def in_process(model_dir: Path, cache: Path, hashes: list[str], queries: int, te
         assert len(images) == min(50, len(entry.index))
         if i >= 3:
             seconds.append(time.perf_counter() - started)
-    return stats(seconds)
+    return {**stats(seconds), "text_runtime": engine.text_runtime}
 
 
 def _search(session: requests.Session, server, cache: Path, text: str, timeout: float = 60) -> float:
@@ -285,7 +287,9 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.model_dir / "config.json").exists():
         build_clip_vit_b32(args.model_dir)
-    report: dict = {"cpu_threads": len(os.sched_getaffinity(0)), "model": "random ViT-B/32-sized CLIP "
+    # Other processes' load moves every figure on a small machine: say how busy it was.
+    report: dict = {"load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+                    "cpu_threads": len(os.sched_getaffinity(0)), "model": "random ViT-B/32-sized CLIP "
                     "(transformers CLIPModel, 512-d), imported with `sightline models import`"}
     with tempfile.TemporaryDirectory(dir=ROOT / "tests" / ".tmp") as folder:
         tmp = Path(folder)
@@ -306,6 +310,7 @@ def main() -> None:
     if "large" in report and "index_memory_gb" in report["large"]:
         report["large"]["index_gb_per_1000_h"] = round(
             report["large"]["index_memory_gb"] / max(report["large"]["hours"], 1e-9) * 1000, 3)
+    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(report, indent=1))
 
 

@@ -126,6 +126,34 @@ def test_onnx_export_agrees_with_pytorch_and_is_reused(key, models_dir, frames):
     assert record["runtimes"][record["runtime"]]["agrees"]  # auto only picks an agreeing runtime
 
 
+@pytest.mark.parametrize("key", ["tiny-clip", "tiny-siglip", "tiny-siglip2"])
+def test_texts_run_on_onnx_when_it_agrees_with_pytorch(key, models_dir):
+    texts = ["a", "a deer in the forest at dawn, seen from far away", "Numbers", "ein Hund"]
+    reference = engine(key, models_dir, "torch").embed_texts(texts)
+    fast = engine(key, models_dir, "onnx")
+    fast.load()
+    assert fast.text_runtime == "onnx"
+    record = json.loads((models_dir / key / "onnx" / "text.json").read_text())
+    assert record["agrees"] and record["min_cosine"] > 0.9999
+    batched = fast.embed_texts(texts)
+    assert np.sum(batched * reference, axis=1).min() > 0.9999
+    alone = np.stack([fast.embed_texts([text])[0] for text in texts])
+    assert np.abs(alone - batched).max() < 1e-5  # a text's vector does not depend on its batch
+
+
+def test_a_text_export_that_disagrees_leaves_texts_on_pytorch(tmp_path, sources):
+    import_model("text-check", sources["tiny-clip"], models_dir=tmp_path)
+    first = engine("text-check", tmp_path, "onnx")
+    first.load()
+    record_path = tmp_path / "text-check" / "onnx" / "text.json"
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "agrees": False, "min_cosine": 0.5}))
+    second = engine("text-check", tmp_path, "auto")
+    second.load()
+    assert second.text_runtime == "torch"
+    assert engine("text-check", tmp_path, "torch").embed_texts(["a dog"]) @ second.embed_texts(["a dog"])[0] > 0.9999
+
+
 @pytest.mark.parametrize("key", ["tiny-clip", "tiny-siglip"])
 def test_int8_export_is_used_when_it_agrees_with_pytorch(key, models_dir, frames):
     int8 = engine(key, models_dir, "onnx-int8")
