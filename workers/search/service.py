@@ -203,33 +203,36 @@ def search_batch(queries: list[SearchQuery], generation: int) -> Iterator[list[S
     less than N passes, and each text's vector is the one it gets alone."""
     from workers.engines.visual import load_visual_engine
 
+    engines: dict[str, object] = {}  # model key → engine, or the exception loading it raised
+    for model_key in {query.model_key for query in queries}:
+        try:
+            engines[model_key] = load_visual_engine(model_key)
+        except Exception as exc:  # noqa: BLE001 - each of its searches reports it
+            engines[model_key] = exc
     vectors: dict[int, np.ndarray | Exception] = {}
     by_model: dict[str, list[int]] = {}
     for position, query in enumerate(queries):
-        if query.query:
+        if query.query and not isinstance(engines[query.model_key], Exception):
             by_model.setdefault(query.model_key, []).append(position)
     for model_key, positions in by_model.items():
-        try:
-            batcher = _text_batcher(load_visual_engine(model_key))
-        except Exception as exc:  # noqa: BLE001 - each of these searches reports it
-            vectors.update((p, exc) for p in positions)
-            continue
-        results = batcher.embed_many([queries[p].query for p in positions])
+        results = _text_batcher(engines[model_key]).embed_many([queries[p].query for p in positions])
         vectors.update(zip(positions, results, strict=True))
     for position, query in enumerate(queries):
-        vector = vectors.get(position)
-        if isinstance(vector, Exception):
-            yield vector
+        engine, vector = engines[query.model_key], vectors.get(position)
+        failed = engine if isinstance(engine, Exception) else vector if isinstance(vector, Exception) else None
+        if failed is not None:
+            yield failed
             continue
         try:
-            yield search(query, generation, text_vector=vector)
+            yield search(query, generation, text_vector=vector, engine=engine)
         except Exception as exc:  # noqa: BLE001 - one failed search must not fail its neighbours
             yield exc
 
 
-def search(query: SearchQuery, generation: int, text_vector: np.ndarray | None = None) -> list[SearchHit]:
-    """Run one visual search over the files of ``query`` (loaded on first use); ``text_vector``:
-    the query text's embedding when it is already known."""
+def search(query: SearchQuery, generation: int, text_vector: np.ndarray | None = None,
+           engine=None) -> list[SearchHit]:
+    """Run one visual search over the files of ``query`` (loaded on first use); ``text_vector``
+    and ``engine``: the query text's embedding and the model's engine when already at hand."""
     from workers.engines.visual import load_visual_engine
 
     cache_dir, model_key, hashes = query.cache_dir, query.model_key, query.hashes
@@ -237,7 +240,7 @@ def search(query: SearchQuery, generation: int, text_vector: np.ndarray | None =
     searchable = [h for h in hashes if h in entry.meta]
     if not searchable:
         raise SearchError("none of the searched files has analysis data for the active visual model")
-    engine = load_visual_engine(model_key)
+    engine = engine or load_visual_engine(model_key)
 
     text = text_vector
     if text is None and query.query:
