@@ -108,6 +108,7 @@ class SearchIndex:
         self._generation = 0  # bumped when rows move (compaction): an older ANN is void
         self._ann: _Ann | None = None
         self._building = False
+        self._sample_cache: tuple[tuple, np.ndarray] | None = None
 
     # --- contents ---------------------------------------------------------------------------
 
@@ -348,7 +349,16 @@ class SearchIndex:
             if total == 0:
                 return np.zeros((0, self.dim or 0), dtype=np.float32)
             if hash_filter is None and not self._dead:
-                return self._emb[:self._n][np.linspace(0, self._n - 1, min(count, self._n)).astype(np.int64)]
+                # Every search of the whole library standardises against the same rows: gathered
+                # from a spilled index they cost ~12 ms a search at 3.6 M rows (8192 scattered
+                # pages, then float16 → float32), so they are kept until the rows change.
+                key = (self._generation, self._n, count, id(self._emb))
+                if self._sample_cache is None or self._sample_cache[0] != key:
+                    rows = self._emb[:self._n][np.linspace(0, self._n - 1, min(count, self._n)).astype(np.int64)]
+                    rows = np.asarray(rows, dtype=np.float32)
+                    rows.flags.writeable = False
+                    self._sample_cache = (key, rows)
+                return self._sample_cache[1]
             rows = np.concatenate([np.arange(start, stop) for start, stop in spans])
             return self._emb[rows[np.linspace(0, total - 1, min(count, total)).astype(np.int64)]]
 
