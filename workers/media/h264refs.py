@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 # Profiles whose SPS carries chroma format, bit depths and scaling matrices.
 _HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
 _P, _B, _I, _SP, _SI = 0, 1, 2, 3, 4
-_HEADER_BYTES = 320  # a slice header fits: pred_weight_table for 32 references is ~200 bytes
+# Bytes of a slice NAL read for its header: most fit in the first (x264: 6-30 bytes), and a
+# long one (pred_weight_table for 32 references is ~200 bytes) is read again in full.
+_SHORT_HEADER, _HEADER_BYTES = 64, 320
 
 
 SKIP, PRESENT, EXACT = 0, 1, 2
@@ -30,6 +32,10 @@ SKIP, PRESENT, EXACT = 0, 1, 2
 
 class Unsupported(Exception):
     """The stream uses something this replay does not model: decode it the plain way."""
+
+
+class _Truncated(Unsupported):
+    """The header goes on past the bytes read."""
 
 
 class _Bits:
@@ -43,14 +49,14 @@ class _Bits:
 
     def u(self, n: int) -> int:
         if n > self.left:
-            raise Unsupported("header runs past the bytes read")
+            raise _Truncated("header runs past the bytes read")
         self.left -= n
         return (self.value >> self.left) & ((1 << n) - 1)
 
     def ue(self) -> int:
         rest = self.value & ((1 << self.left) - 1)
         if not rest:
-            raise Unsupported("header runs past the bytes read")
+            raise _Truncated("header runs past the bytes read")
         zeros = self.left - rest.bit_length()
         if zeros > 31:
             raise Unsupported("exp-Golomb code out of range")
@@ -312,8 +318,15 @@ class StreamReplay:
                 break
             nal_type = view[start] & 31
             if nal_type in (1, 5):
-                slices.append(parse_slice(_rbsp(bytes(view[start:start + min(nal_size, _HEADER_BYTES)])),
-                                          self.sps, self.pps))
+                try:
+                    piece = parse_slice(_rbsp(bytes(view[start:start + min(nal_size, _SHORT_HEADER)])),
+                                        self.sps, self.pps)
+                except _Truncated:
+                    if nal_size <= _SHORT_HEADER:
+                        raise
+                    piece = parse_slice(_rbsp(bytes(view[start:start + min(nal_size, _HEADER_BYTES)])),
+                                        self.sps, self.pps)
+                slices.append(piece)
             elif nal_type == 7:
                 self._sps_nal(_rbsp(bytes(view[start:pos])))
             elif nal_type == 8:

@@ -52,28 +52,51 @@ def _jpeg(rgb: np.ndarray, quality: int, max_bytes: int = THUMBNAIL_MAX_BYTES) -
 
 
 class _Embedder:
-    """Embeds batches in background threads; keeps at most ``in_flight`` batches running."""
+    """Embeds batches (and encodes their thumbnails, with ``encode``) in background threads,
+    at most ``in_flight`` batches at a time; results come back in order.
 
-    def __init__(self, engine: VisualEngine | None, in_flight: int = 1):
+    Encoding the JPEGs here instead of in the decode loop balances the two cores: on 2 cores
+    the decode loop (decoding, shots, scaling) is the longer of the two stages.
+    """
+
+    def __init__(self, engine: VisualEngine | None, in_flight: int = 1,
+                 encode: Callable[[np.ndarray], bytes] | None = None):
         self.engine = engine
+        self.encode = encode
         self.in_flight = max(1, in_flight)
         self.pool = ThreadPoolExecutor(max_workers=self.in_flight) if engine else None
         self.pending: deque[Future] = deque()
         self.batch: list[np.ndarray] = []
         self.rows: list[np.ndarray] = []
+        self.jpegs: list[bytes] = []
+
+    @property
+    def active(self) -> bool:
+        return self.engine is not None or self.encode is not None
 
     def add(self, rgb: np.ndarray) -> None:
         if self.engine is None:
+            if self.encode is not None:
+                self.jpegs.append(self.encode(rgb))
             return
         self.batch.append(rgb)
         if len(self.batch) >= BATCH:
             self._submit()
 
+    def _work(self, batch: list[np.ndarray]) -> tuple[np.ndarray, list[bytes]]:
+        jpegs = [self.encode(rgb) for rgb in batch] if self.encode is not None else []
+        return self.engine.embed_images(batch), jpegs
+
+    def _collect(self) -> None:
+        rows, jpegs = self.pending.popleft().result()
+        self.rows.append(rows)
+        self.jpegs.extend(jpegs)
+
     def _submit(self) -> None:
         while len(self.pending) >= self.in_flight:
-            self.rows.append(self.pending.popleft().result())
+            self._collect()
         if self.batch:
-            self.pending.append(self.pool.submit(self.engine.embed_images, self.batch))
+            self.pending.append(self.pool.submit(self._work, self.batch))
         self.batch = []
 
     def finish(self) -> np.ndarray | None:
@@ -81,7 +104,7 @@ class _Embedder:
             return None
         self._submit()
         while self.pending:
-            self.rows.append(self.pending.popleft().result())
+            self._collect()
         self.pool.shutdown(wait=True)
         if not self.rows:
             return np.zeros((0, self.engine.dim), dtype=np.float16)
@@ -182,20 +205,18 @@ def _decoder_threads(engine: VisualEngine | None) -> int | None:
 def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_cancel, keep_frames) -> dict:
     settings = load_settings()
     expected = _expected_frames(info)
-    embedder = _Embedder(engine if (engine and engine.key not in manifest.get("embeddings", {})) else None)
+    quality = settings.thumbnail_quality
+    embedder = _Embedder(engine if (engine and engine.key not in manifest.get("embeddings", {})) else None,
+                         encode=None if keep_frames else lambda rgb: _jpeg(rgb, quality))
     shots = _Shots(info, wanted=not keep_frames or "shots" not in manifest)
-    jpegs: list[bytes] = []
     try:
         for frame in iter_frames(info, should_stop=should_cancel, decoded_modes=shots.modes,
                                  on_decoded=shots.on_decoded if shots.detector else None,
                                  threads=_decoder_threads(embedder.engine)):
             if should_cancel and should_cancel():
                 raise Cancelled()
-            if not keep_frames or embedder.engine is not None:
-                thumb = frame.rgb(settings.thumbnail_max_side)
-                if not keep_frames:
-                    jpegs.append(_jpeg(thumb, settings.thumbnail_quality))
-                embedder.add(thumb)
+            if embedder.active:
+                embedder.add(frame.rgb(settings.thumbnail_max_side))
             if face_sink is not None:
                 face_sink(frame)
             if progress:
@@ -203,6 +224,7 @@ def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_can
         if should_cancel and should_cancel():
             raise Cancelled()
         embeddings = embedder.finish()
+        jpegs = embedder.jpegs
         shot_list = shots.finish(should_cancel)
         if should_cancel and should_cancel():
             raise Cancelled()
