@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -41,7 +42,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 
 def _grid(path: Path, plan: bool, monkeypatch) -> tuple[list[np.ndarray], int]:
     if not plan:
-        monkeypatch.setattr(frames_module, "_steering", lambda *args: None)
+        monkeypatch.setattr(frames_module, "_planner", lambda *args: None)
     seen: list[float] = []
     thumbs = [frame.rgb(384) for frame in frames_module.iter_frames(
         probe(path), mode="decode", on_decoded=lambda frame, t: seen.append(t))]
@@ -61,21 +62,49 @@ def test_grid_frames_are_the_same_with_and_without_the_plan(clips, name, monkeyp
         assert seen_planned < 0.8 * seen_plain  # B references that nothing needs were skipped
 
 
+def _pictures(path: Path) -> list[h264refs.Picture]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        replay = h264refs.StreamReplay(stream.codec_context.extradata)
+        for packet in container.demux(stream):
+            if packet.size:
+                replay.add(packet, packet.pts)
+    return replay.pictures
+
+
 def test_the_plan_follows_references_a_p_frame_takes_from_a_b_frame(clips):
     path = clips["ref3"]
-    _, pictures, _ = h264refs.replay_file(str(path), 0)
-    steps = h264refs.plan_decode(str(path), 0, 0.0, 0.5 / probe(path).fps)
+    pictures = _pictures(path)
+    steps = [step for _, step in h264refs.plan_file(str(path))]
+    assert len(steps) == len(pictures)
     # With three references some P-frames predict from B references: those are decoded
     # (NONREF, and exact) though no grid frame is one of them.
     used = {ref for picture in pictures if not picture.bidir for ref in picture.refs if pictures[ref].bidir}
     assert used
     assert all(steps[ref].skip_frame == "NONREF" and steps[ref].exact for ref in used)
+    # At ref=1 (veryfast) no P-frame does, and most B references are skipped.
+    pictures = _pictures(clips["veryfast"])
+    assert not {ref for picture in pictures if not picture.bidir for ref in picture.refs if pictures[ref].bidir}
+    steps = [step for _, step in h264refs.plan_file(str(clips["veryfast"]))]
+    b_refs = [i for i, picture in enumerate(pictures) if picture.bidir and picture.reference]
+    assert sum(steps[i].skip_frame == "BIDIR" for i in b_refs) > 0.5 * len(b_refs)
 
 
 def test_streams_the_replay_does_not_model_are_decoded_the_plain_way(clips, tmp_path):
     with pytest.raises(h264refs.Unsupported):
-        h264refs.plan_decode(str(clips["baseline"]), 0, 0.0, 1 / 60)
+        h264refs.plan_file(str(clips["baseline"]))
     mpeg4 = SHARED_VIDEO / "fades.mp4"  # not H.264 at all
     with pytest.raises(h264refs.Unsupported):
-        h264refs.plan_decode(str(mpeg4), 0, 0.0, 1 / 60)
+        h264refs.plan_file(str(mpeg4))
     assert len(list(frames_module.iter_frames(probe(mpeg4), mode="decode"))) > 0
+    # Baseline: no plan, and the grid comes from the plain decode all the same.
+    assert len(list(frames_module.iter_frames(probe(clips["baseline"]), mode="decode"))) == 8
+
+
+def test_a_gop_longer_than_the_planner_holds_is_decoded_plainly(clips, monkeypatch):
+    monkeypatch.setattr(h264refs, "MAX_GOP_PACKETS", 20)
+    steps = [step for _, step in h264refs.plan_file(str(clips["veryfast"]))]
+    assert all(step.skip_frame == "NONREF" for step in steps[:21])
+    planned, _ = _grid(clips["veryfast"], True, monkeypatch)
+    plain, _ = _grid(clips["veryfast"], False, monkeypatch)
+    assert all(np.array_equal(a, b) for a, b in zip(planned, plain, strict=True))

@@ -125,22 +125,43 @@ def iter_frames(info: MediaInfo, should_stop: Callable[[], bool] | None = None,
         if mode == "seek":
             yield from _iter_seek(container, stream, start, info.duration, should_stop)
         else:
-            yield from _iter_decode_all(container, stream, start, should_stop, on_decoded, info.path)
+            yield from _iter_decode_all(container, stream, start, should_stop, on_decoded)
 
 
-def _decode_packets(container, stream, before: Callable[[av.Packet], None] | None = None) -> Iterator[av.VideoFrame]:
+def _decode_packets(container, stream, planner: h264refs.DecodePlanner | None = None,
+                    inexact: set[int] | None = None) -> Iterator[av.VideoFrame]:
     """Decode, skipping corrupt packets instead of failing the whole file on one bad one.
-    ``before(packet)`` runs before each packet goes to the decoder."""
+
+    With a ``planner``, each packet is decoded under the ``skip_frame`` its plan says (the
+    decoder reads it as the packet is sent, frame threads included); the pts of pictures
+    that come out only as place holders go to ``inexact``.
+    """
     bad = 0
+
+    def ready(packet):
+        return planner.feed(packet) if planner is not None else ((packet, None),)
+
+    def tail():
+        return planner.finish() if planner is not None else ()
+
     for packet in container.demux(stream):
-        if before is not None:
-            before(packet)
+        for item, step in ready(packet):
+            if step is not None:
+                stream.codec_context.skip_frame = step.skip_frame
+                if not step.exact and item.pts is not None:
+                    inexact.add(item.pts)
+            try:
+                yield from item.decode()
+            except av.error.InvalidDataError:
+                bad += 1
+                if bad > 50:
+                    raise MediaError("too many corrupt packets; the video stream is damaged") from None
+    for item, step in tail():  # a demux that ended without its empty flush packet
+        stream.codec_context.skip_frame = step.skip_frame
         try:
-            yield from packet.decode()
+            yield from item.decode()
         except av.error.InvalidDataError:
-            bad += 1
-            if bad > 50:
-                raise MediaError("too many corrupt packets; the video stream is damaged") from None
+            pass
 
 
 def bits_per_pixel(stream) -> float:
@@ -149,45 +170,17 @@ def bits_per_pixel(stream) -> float:
     return (stream.bit_rate or 0) / (pixels * rate) if pixels and rate else 0.0
 
 
-class _Steering:
-    """Sets ``skip_frame`` packet by packet from an ``h264refs`` plan (the decoder reads it
-    when the packet is sent, frame threads included), and remembers which pictures come out
-    only as place holders."""
-
-    def __init__(self, codec_context, steps: list[h264refs.Step]):
-        self.codec_context = codec_context
-        self.steps = iter(steps)
-        self.inexact: set[int] = set()
-        self.active = True
-
-    def __call__(self, packet: av.Packet) -> None:
-        if not self.active or packet.size == 0:
-            return
-        step = next(self.steps, None)
-        if step is None or step.pts != packet.pts:
-            # The second demux disagrees with the first: decode every reference from here.
-            log.warning("decode plan out of step at pts %s; decoding every reference picture", packet.pts)
-            self.active = False
-            self.codec_context.skip_frame = "NONREF"
-            return
-        self.codec_context.skip_frame = step.skip_frame
-        if not step.exact and step.pts is not None:
-            self.inexact.add(step.pts)
-
-
-def _steering(path: str | None, stream, start: float, half_frame: float) -> _Steering | None:
-    if path is None or stream.codec_context.name != "h264":
+def _planner(stream, start: float, half_frame: float) -> h264refs.DecodePlanner | None:
+    if stream.codec_context.name != "h264" or stream.time_base is None:
         return None
     try:
-        steps = h264refs.plan_decode(path, stream.index, start, half_frame)
-    except (h264refs.Unsupported, av.FFmpegError, ValueError, IndexError, KeyError) as exc:
-        log.debug("no decode plan for %s (%s): every reference picture is decoded", path, exc)
+        return h264refs.DecodePlanner(stream.codec_context.extradata, stream.time_base, start, half_frame)
+    except h264refs.Unsupported as exc:
+        log.debug("no decode plan (%s): every reference picture is decoded", exc)
         return None
-    return _Steering(stream.codec_context, steps)
 
 
-def _iter_decode_all(container, stream, start, should_stop, on_decoded=None, path: str | None = None
-                     ) -> Iterator[Frame]:
+def _iter_decode_all(container, stream, start, should_stop, on_decoded=None) -> Iterator[Frame]:
     # Frames nobody references are never on our grid's critical path: skip decoding them
     # (about 40 % of the decoding on x264 footage). Shot detection sees the frames that are
     # left and decodes the few places where a cut may hide between two of them again in full.
@@ -197,10 +190,9 @@ def _iter_decode_all(container, stream, start, should_stop, on_decoded=None, pat
     if stream.codec_context.name in ("h264", "hevc") and bits_per_pixel(stream) >= SKIP_LOOP_FILTER_MIN_BPP:
         stream.codec_context.options = {"skip_loop_filter": "all"}
     half_frame = 0.5 / float(stream.average_rate) if stream.average_rate else 0.02
-    steering = _steering(path, stream, start, half_frame)
-    inexact = steering.inexact if steering is not None else ()
+    inexact: set[int] = set()
     target = 0
-    for frame in _decode_packets(container, stream, steering):
+    for frame in _decode_packets(container, stream, _planner(stream, start, half_frame), inexact):
         t = _frame_time(frame, start)
         if t is not None and on_decoded is not None and frame.pts not in inexact:
             on_decoded(frame, t)

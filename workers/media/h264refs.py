@@ -259,6 +259,7 @@ class Picture:
     pts: int | None
     reference: bool
     bidir: bool  # every slice is a B slice
+    idr: bool = False
     refs: set[int] = field(default_factory=set)  # indices of the pictures it may predict from
     buffer: list[int] = field(default_factory=list)  # the reference pictures held when it is decoded
 
@@ -305,8 +306,8 @@ class StreamReplay:
         pps_id, pps = parse_pps(rbsp)
         self.pps[pps_id] = pps
 
-    def add(self, data, pts: int | None) -> None:
-        """One packet (a bytes-like object holding one access unit)."""
+    def add(self, data, pts: int | None) -> Picture:
+        """One packet (a bytes-like object holding one access unit): its picture."""
         view = memoryview(data)
         slices: list[_Slice] = []
         pos, size, length = 0, len(view), self.length_size
@@ -334,14 +335,15 @@ class StreamReplay:
             elif nal_type in (2, 3, 4, 20):
                 raise Unsupported(f"NAL unit type {nal_type}")
         if not slices:
-            # No picture (an empty packet): nothing to decode or plan.
-            self.pictures.append(Picture(pts, reference=False, bidir=False))
-            return
+            # No picture (parameter sets or SEI only): nothing to decode or plan.
+            picture = Picture(pts, reference=False, bidir=False)
+            self.pictures.append(picture)
+            return picture
         if sum(1 for s in slices if s.first_mb == 0) != 1 or slices[0].first_mb != 0:
             raise Unsupported("not one picture per packet")
-        self._picture(slices, pts)
+        return self._picture(slices, pts)
 
-    def _picture(self, slices: list[_Slice], pts: int | None) -> None:
+    def _picture(self, slices: list[_Slice], pts: int | None) -> Picture:
         first = slices[0]
         sps = self.sps[self.pps[first.pps_id].sps_id]
         max_frame_num = 1 << sps.log2_max_frame_num
@@ -357,7 +359,7 @@ class StreamReplay:
             raise Unsupported("frame-number gap")
         poc = self._poc(first, sps)
         picture = Picture(pts, reference=first.ref_idc != 0, bidir=all(s.kind == _B for s in slices),
-                          buffer=[ref.index for ref in self.dpb])
+                          idr=first.idr, buffer=[ref.index for ref in self.dpb])
         for piece in slices:
             if piece.frame_num != first.frame_num or (piece.ref_idc != 0) != picture.reference:
                 raise Unsupported("slices of one picture disagree")
@@ -365,6 +367,7 @@ class StreamReplay:
         self.pictures.append(picture)
         if picture.reference:
             self._mark(first, index, poc, sps, max_frame_num)
+        return picture
 
     def _poc(self, piece: _Slice, sps: _Sps) -> int:
         max_lsb = 1 << sps.log2_max_poc_lsb
@@ -432,10 +435,13 @@ class StreamReplay:
         self.prev_poc = self._pending_poc
 
 
-def needed_pictures(pictures: list[Picture], times: list[float | None], half_frame: float) -> list[int]:
+def needed_pictures(pictures: list[Picture], times: list[float | None], half_frame: float,
+                    offset: int = 0, target: int = 0) -> tuple[list[int], int]:
     """Per picture: ``SKIP``, ``PRESENT`` or ``EXACT`` for the 1 fps grid that
-    ``skip_frame=NONREF`` gives.
+    ``skip_frame=NONREF`` gives, and the grid's next second after them.
 
+    ``pictures`` are one or more whole GOPs (IDR to IDR: nothing predicts across an IDR),
+    numbered from ``offset``; ``target`` is the first second no earlier picture filled.
     ``EXACT`` pictures come out as a full decode gives them: the grid frames (the first
     reference picture at or after each second), every reference picture that is not a
     B-frame (the shot detector sees them, and P-frames chain to the next grid frame anyway),
@@ -447,26 +453,32 @@ def needed_pictures(pictures: list[Picture], times: list[float | None], half_fra
     decodable = sorted((t, i) for i, (p, t) in enumerate(zip(pictures, times, strict=True))
                        if p.reference and t is not None)
     exact = [p.reference and not p.bidir for p in pictures]
-    target = 0
     for t, i in decodable:
         if t < target - half_frame:
             continue
         exact[i] = True
         while t >= target - half_frame:
             target += 1
+
+    def local(refs) -> list[int]:
+        out = [r - offset for r in refs]
+        if any(r < 0 for r in out):
+            raise Unsupported("a picture predicts from before its IDR")
+        return out
+
     for i in range(len(pictures) - 1, -1, -1):
         if exact[i]:
-            for ref in pictures[i].refs:
+            for ref in local(pictures[i].refs):
                 exact[ref] = True
     state = [EXACT if e else SKIP for e in exact]
     for i, picture in enumerate(pictures):
-        if exact[i] and any(pictures[r].bidir for r in picture.buffer) and not all(exact[r] for r in picture.buffer):
-            if not picture.bidir:
-                continue  # P-frames list references by frame number, which the stand-ins keep
-            for ref in picture.buffer:
+        held = local(picture.buffer)
+        if exact[i] and picture.bidir and not all(exact[r] for r in held):
+            # (P-frames list references by frame number, which the stand-ins keep.)
+            for ref in held:
                 if not exact[ref]:
                     state[ref] = PRESENT
-    return state
+    return state, target
 
 
 @dataclass(frozen=True)
@@ -474,43 +486,115 @@ class Step:
     """What to do with one packet: the ``skip_frame`` to decode it under, and whether the
     picture comes out exact (``False``: it only holds its place in the decoder's buffer)."""
 
-    pts: int | None
     skip_frame: str
     exact: bool
 
 
-def replay_file(path: str, stream_index: int):
-    """(pts per non-empty packet, their ``Picture``s, the stream's time base)."""
+PLAIN = Step("NONREF", True)
+# Packets of one GOP held back while it is planned; a longer GOP (or a stream with one IDR)
+# is decoded the plain way up to its end (~20 s of 30 fps video, ~15 MB at 6 Mb/s).
+MAX_GOP_PACKETS = 600
+
+
+class DecodePlanner:
+    """Plans an H.264 stream GOP by GOP while it is demuxed, so the file is read once.
+
+    ``feed(packet)`` returns the packets now ready for the decoder, in demux order, each
+    with its ``Step``: a GOP's packets are held until the next IDR shows where it ends.
+    ``finish()`` returns the rest. Anything ``StreamReplay`` does not model turns planning
+    off for the rest of the stream: what is held back and everything after decodes plainly.
+    """
+
+    def __init__(self, extradata: bytes | None, time_base, start: float, half_frame: float):
+        self.replay = StreamReplay(extradata)  # raises Unsupported: no planner at all
+        self.num, self.den = time_base.numerator, time_base.denominator
+        self.start, self.half_frame = start, half_frame
+        self.active = True
+        self.held: list = []  # packets of the current GOP, not yet handed out
+        self.gop_start = 0  # index of the current GOP's first picture
+        self.plain_gop = False  # this GOP ran past MAX_GOP_PACKETS: handed out as it comes
+        self.target = 0
+        self.skipped = 0
+
+    def _time(self, pts: int | None) -> float | None:
+        return None if pts is None else float(pts) * self.num / self.den - self.start
+
+    def _close_gop(self) -> list:
+        """Plan (or only account for) the pictures since ``gop_start``; hand out what is held."""
+        pictures = self.replay.pictures[self.gop_start:]
+        states, self.target = needed_pictures(pictures, [self._time(p.pts) for p in pictures],
+                                              self.half_frame, self.gop_start, self.target)
+        out = []
+        if not self.plain_gop:
+            for packet, picture, state in zip(self.held, pictures, states, strict=True):
+                skip = state == SKIP and picture.reference
+                self.skipped += skip
+                # NONREF decodes every reference picture (and skips the others, as before);
+                # BIDIR skips a B reference nobody needs (only all-B pictures are left out).
+                out.append((packet, Step("BIDIR", False) if skip else Step("NONREF", state == EXACT)))
+        for i in range(self.gop_start, len(self.replay.pictures)):
+            self.replay.pictures[i] = None  # done with: the replay never looks back past an IDR
+        self.gop_start = len(self.replay.pictures)
+        self.held, self.plain_gop = [], False
+        return out
+
+    def _give_up(self, exc: Exception) -> list:
+        self.active = False
+        out = [(packet, PLAIN) for packet in self.held]
+        self.held = []
+        return out
+
+    def feed(self, packet) -> list:
+        if packet.size == 0:  # the end of the stream: what is held goes before it
+            return [*self.finish(), (packet, None)]
+        if not self.active:
+            return [(packet, PLAIN)]
+        try:
+            picture = self.replay.add(packet, packet.pts)
+            out = []
+            if picture.idr and len(self.replay.pictures) - 1 > self.gop_start:
+                # This IDR starts the next GOP: close the previous one without it.
+                self.replay.pictures.pop()
+                out = self._close_gop()
+                self.replay.pictures.append(picture)
+            if self.plain_gop:
+                return [*out, (packet, PLAIN)]
+            self.held.append(packet)
+            if len(self.held) > MAX_GOP_PACKETS:
+                self.plain_gop = True
+                out += [(held, PLAIN) for held in self.held]
+                self.held = []
+            return out
+        except Unsupported as exc:
+            return self._give_up(exc) + [(packet, PLAIN)]
+
+    def finish(self) -> list:
+        if not self.active:
+            return []
+        try:
+            return self._close_gop()
+        except Unsupported as exc:
+            return self._give_up(exc)
+
+
+def plan_file(path: str) -> list[tuple[int | None, Step]]:
+    """(pts, step) of every non-empty packet of a file's first video stream, as the 1 fps
+    decode would plan them (for tests and benchmarks); raises ``Unsupported``."""
     import av
 
     with av.open(path, metadata_errors="ignore") as container:
-        stream = container.streams[stream_index]
+        stream = container.streams.video[0]
         if stream.codec_context.name != "h264":
             raise Unsupported(f"codec {stream.codec_context.name}")
-        replay = StreamReplay(stream.codec_context.extradata)
-        packets: list[int | None] = []
+        start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        half = 0.5 / float(stream.average_rate) if stream.average_rate else 0.02
+        planner = DecodePlanner(stream.codec_context.extradata, stream.time_base, start, half)
+        if not planner.active:
+            raise Unsupported("planning turned off")
+        steps = []
         for packet in container.demux(stream):
-            if packet.size == 0:
-                continue
-            packets.append(packet.pts)
-            replay.add(packet, packet.pts)
-        return packets, replay.pictures, stream.time_base
-
-
-def plan_decode(path: str, stream_index: int, start: float, half_frame: float) -> list[Step]:
-    """One ``Step`` per non-empty packet of the video stream, in demux order; raises
-    ``Unsupported`` (and ``av.FFmpegError``) where the plain NONREF decode must do.
-
-    Reads the file once more, demuxing only (0.14 CPU s for 3 minutes of 720p at 5.8 Mb/s,
-    against 9 for decoding it).
-    """
-    packets, pictures, base = replay_file(path, stream_index)
-    times = [None if pts is None or base is None else float(pts * base) - start for pts in packets]
-    states = needed_pictures(pictures, times, half_frame)
-    steps = []
-    for pts, picture, state in zip(packets, pictures, states, strict=True):
-        # NONREF decodes every reference picture (and skips the others, as before); BIDIR
-        # skips a B reference nobody needs (only all-B pictures are ever left out).
-        skip = "BIDIR" if state == SKIP and picture.reference else "NONREF"
-        steps.append(Step(pts, skip, state == EXACT))
-    return steps
+            steps += [(p.pts, step) for p, step in planner.feed(packet) if step is not None]
+        steps += [(p.pts, step) for p, step in planner.finish()]
+        if not planner.active:
+            raise Unsupported("planning turned off mid-stream")
+        return steps
