@@ -17,6 +17,8 @@ figures from this one run:
 - ``cache``: bytes stored per file (thumbnails, embeddings, manifest) and ``mb_per_hour``
   (target ≤ 40, thumbnails included), with the thumbnail size and JPEG quality used
 - with ``--parts``: decode-only and embed-only seconds, and images/s per runtime
+- ``decode_plan``: H.264 pictures in the file, those a NONREF decode decodes, and those
+  the B-reference plan (workers/media/h264refs.py) leaves to decode
 - ``load_average`` before and after: the machine is shared, so wall figures are noisy
 """
 
@@ -41,6 +43,7 @@ from bench.decode import cached_video  # noqa: E402
 from tests.tiny_models import build_clip_vit_b32  # noqa: E402
 from workers import store  # noqa: E402
 from workers.exports.ffmpeg import ffmpeg_exe  # noqa: E402
+from workers.media import h264refs  # noqa: E402
 from workers.media.frames import iter_frames  # noqa: E402
 from workers.media.probe import probe  # noqa: E402
 from workers.pipeline.visual import BATCH, analyze_visual  # noqa: E402
@@ -138,6 +141,13 @@ def main() -> None:
                                            engine.onnx_meta.get("runtimes", {}).items() if name != "torch"},
                     "load_average_before": [round(x, 2) for x in os.getloadavg()]}
 
+    try:
+        steps = [step for _, step in h264refs.plan_file(str(path))]
+        report["decode_plan"] = {"pictures": len(steps),
+                                 "nonref_decodes": sum(s.reference for s in steps),
+                                 "planned_decodes": sum(s.reference and s.skip_frame == "NONREF" for s in steps)}
+    except h264refs.Unsupported as exc:
+        report["decode_plan"] = f"none ({exc})"
     with tempfile.TemporaryDirectory() as cache:
         result, wall, cpu = _timed(lambda: analyze_visual(info, cache, "bench", engine))
         report["ours_s"] = {"wall": wall, "cpu": cpu, "frames": result["frames"], "shots": result.get("shots"),

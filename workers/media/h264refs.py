@@ -488,6 +488,7 @@ class Step:
 
     skip_frame: str
     exact: bool
+    reference: bool = True  # False: NONREF leaves it out anyway
 
 
 PLAIN = Step("NONREF", True)
@@ -531,7 +532,8 @@ class DecodePlanner:
                 self.skipped += skip
                 # NONREF decodes every reference picture (and skips the others, as before);
                 # BIDIR skips a B reference nobody needs (only all-B pictures are left out).
-                out.append((packet, Step("BIDIR", False) if skip else Step("NONREF", state == EXACT)))
+                out.append((packet, Step("BIDIR", False) if skip
+                             else Step("NONREF", state == EXACT, picture.reference)))
         for i in range(self.gop_start, len(self.replay.pictures)):
             self.replay.pictures[i] = None  # done with: the replay never looks back past an IDR
         self.gop_start = len(self.replay.pictures)

@@ -55,14 +55,17 @@ class _Embedder:
     """Embeds batches (and encodes their thumbnails, with ``encode``) in background threads,
     at most ``in_flight`` batches at a time; results come back in order.
 
-    Encoding the JPEGs here instead of in the decode loop balances the two cores: on 2 cores
-    the decode loop (decoding, shots, scaling) is the longer of the two stages.
+    Items are what ``thumbnail`` turns into HxWx3 RGB (default: they are already). Scaling
+    and encoding the thumbnails here instead of in the decode loop balances the two cores:
+    on 2 cores the decode loop (decoding and shots) is the longer of the two stages.
     """
 
     def __init__(self, engine: VisualEngine | None, in_flight: int = 1,
-                 encode: Callable[[np.ndarray], bytes] | None = None):
+                 encode: Callable[[np.ndarray], bytes] | None = None,
+                 thumbnail: Callable[[object], np.ndarray] | None = None):
         self.engine = engine
         self.encode = encode
+        self.thumbnail = thumbnail or (lambda item: item)
         self.in_flight = max(1, in_flight)
         self.pool = ThreadPoolExecutor(max_workers=self.in_flight) if engine else None
         self.pending: deque[Future] = deque()
@@ -74,18 +77,19 @@ class _Embedder:
     def active(self) -> bool:
         return self.engine is not None or self.encode is not None
 
-    def add(self, rgb: np.ndarray) -> None:
+    def add(self, item) -> None:
         if self.engine is None:
             if self.encode is not None:
-                self.jpegs.append(self.encode(rgb))
+                self.jpegs.append(self.encode(self.thumbnail(item)))
             return
-        self.batch.append(rgb)
+        self.batch.append(item)
         if len(self.batch) >= BATCH:
             self._submit()
 
-    def _work(self, batch: list[np.ndarray]) -> tuple[np.ndarray, list[bytes]]:
-        jpegs = [self.encode(rgb) for rgb in batch] if self.encode is not None else []
-        return self.engine.embed_images(batch), jpegs
+    def _work(self, batch: list) -> tuple[np.ndarray, list[bytes]]:
+        thumbs = [self.thumbnail(item) for item in batch]
+        jpegs = [self.encode(rgb) for rgb in thumbs] if self.encode is not None else []
+        return self.engine.embed_images(thumbs), jpegs
 
     def _collect(self) -> None:
         rows, jpegs = self.pending.popleft().result()
@@ -115,6 +119,19 @@ class _Embedder:
     def abort(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+HELD_FRAME_PIXELS = 1920 * 1088
+
+
+class _Scaled:
+    """A thumbnail already scaled in the decode loop, standing in for its frame."""
+
+    def __init__(self, rgb: np.ndarray):
+        self.array = rgb
+
+    def rgb(self, max_side: int | None = None) -> np.ndarray:
+        return self.array
 
 
 def _expected_frames(info: MediaInfo) -> int:
@@ -205,9 +222,12 @@ def _decoder_threads(engine: VisualEngine | None) -> int | None:
 def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_cancel, keep_frames) -> dict:
     settings = load_settings()
     expected = _expected_frames(info)
-    quality = settings.thumbnail_quality
+    quality, max_side = settings.thumbnail_quality, settings.thumbnail_max_side
+    # Frames go to the embedding thread whole (the decoder's buffers are reference-counted):
+    # it scales them (one swscale call to the thumbnail size), encodes and embeds them.
     embedder = _Embedder(engine if (engine and engine.key not in manifest.get("embeddings", {})) else None,
-                         encode=None if keep_frames else lambda rgb: _jpeg(rgb, quality))
+                         encode=None if keep_frames else lambda rgb: _jpeg(rgb, quality),
+                         thumbnail=lambda frame: frame.rgb(max_side))
     shots = _Shots(info, wanted=not keep_frames or "shots" not in manifest)
     try:
         for frame in iter_frames(info, should_stop=should_cancel, decoded_modes=shots.modes,
@@ -216,7 +236,10 @@ def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_can
             if should_cancel and should_cancel():
                 raise Cancelled()
             if embedder.active:
-                embedder.add(frame.rgb(settings.thumbnail_max_side))
+                # A batch or two of frames up to 1080p is held whole (<= 100 MB); bigger
+                # ones are scaled here, so that memory does not grow with the resolution.
+                width, height = frame.size
+                embedder.add(frame if width * height <= HELD_FRAME_PIXELS else _Scaled(frame.rgb(max_side)))
             if face_sink is not None:
                 face_sink(frame)
             if progress:
