@@ -108,3 +108,14 @@ def test_a_gop_longer_than_the_planner_holds_is_decoded_plainly(clips, monkeypat
     planned, _ = _grid(clips["veryfast"], True, monkeypatch)
     plain, _ = _grid(clips["veryfast"], False, monkeypatch)
     assert all(np.array_equal(a, b) for a, b in zip(planned, plain, strict=True))
+
+
+def test_a_damaged_stream_still_gives_its_grid(clips, tmp_path):
+    data = bytearray(clips["veryfast"].read_bytes())
+    rng = np.random.default_rng(1)
+    for offset in (len(data) // 3, len(data) // 2, 2 * len(data) // 3):  # packet bytes, past the header
+        data[offset:offset + 400] = rng.integers(0, 256, 400, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    grid = list(frames_module.iter_frames(probe(damaged), mode="decode"))
+    assert len(grid) == 8

@@ -175,7 +175,7 @@ def _planner(stream, start: float, half_frame: float) -> h264refs.DecodePlanner 
         return None
     try:
         return h264refs.DecodePlanner(stream.codec_context.extradata, stream.time_base, start, half_frame)
-    except h264refs.Unsupported as exc:
+    except (h264refs.Unsupported, IndexError, ValueError) as exc:
         log.debug("no decode plan (%s): every reference picture is decoded", exc)
         return None
 

@@ -17,7 +17,10 @@ pictures in one packet) raises ``Unsupported``, and the caller decodes as before
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
 
 # Profiles whose SPS carries chroma format, bit depths and scaling matrices.
 _HIGH_PROFILES = {100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135}
@@ -541,6 +544,7 @@ class DecodePlanner:
         return out
 
     def _give_up(self, exc: Exception) -> list:
+        log.debug("decode plan turned off: %s", exc)
         self.active = False
         out = [(packet, PLAIN) for packet in self.held]
         self.held = []
@@ -567,7 +571,8 @@ class DecodePlanner:
                 out += [(held, PLAIN) for held in self.held]
                 self.held = []
             return out
-        except Unsupported as exc:
+        except (Unsupported, IndexError, ValueError, KeyError, AttributeError) as exc:
+            # Not modelled, or a damaged header (the decoder copes with those on its own).
             return self._give_up(exc) + [(packet, PLAIN)]
 
     def finish(self) -> list:
