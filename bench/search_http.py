@@ -123,15 +123,18 @@ def stats(seconds: list[float]) -> dict:
             "mean_ms": round(float(ms.mean()), 1), "requests": len(ms)}
 
 
-def in_process(model_dir: Path, cache: Path, hashes: list[str], queries: int, texts: Texts) -> dict:
+def in_process(model_dir: Path, cache: Path, hashes: list[str], queries: int, texts: Texts,
+               runtime: str = "auto") -> dict:
+    """One query at a time in this process: text encoding, cosine top-50 and the 50 thumbnails
+    as base64. ``runtime="auto"`` is what the server's engine picks (texts on ONNX Runtime where
+    that export agrees), so the reference does the same work as the query worker, not a slower
+    one; ``"torch"`` is the issue's own yardstick (PyTorch ``get_text_features``)."""
     from workers.engines.catalogue import VISUAL, ModelSpec
     from workers.engines.visual import TransformersVisualEngine
     from workers.search import visual_search
     from workers.search.service import sync
 
-    # The runtimes the server's engine picks ("auto"): texts on ONNX Runtime where that export
-    # agrees, so the reference does the same work as the query worker, not a slower one.
-    engine = TransformersVisualEngine(ModelSpec(MODEL_KEY, VISUAL, "clip", "bench"), model_dir, runtime="auto")
+    engine = TransformersVisualEngine(ModelSpec(MODEL_KEY, VISUAL, "clip", "bench"), model_dir, runtime=runtime)
     engine.load()
     entry = sync(str(cache), MODEL_KEY, {h: h for h in hashes}, generation=-1, build_now=True)
     seconds = []
@@ -261,12 +264,19 @@ def run_size(server, model_dir: Path, tmp: Path, frames: int, args, label: str) 
     texts = Texts(frames)
     warm(server, cache, texts)
     out["in_process"] = in_process(model_dir, cache, hashes, args.queries, texts)
+    if frames <= 100_000:
+        out["in_process_pytorch_text"] = in_process(model_dir, cache, hashes, args.queries, texts, runtime="torch")
     out["http_sequential"] = http_sequential(server, cache, args.queries, texts)
     out["http_clients"] = http_clients(server, cache, args.clients, args.seconds, texts)
     reference = out["in_process"]
     out["http_over_in_process"] = {
         "p50": round(out["http_sequential"]["p50_ms"] / reference["p50_ms"], 2),
         "p99": round(out["http_sequential"]["p99_ms"] / reference["p99_ms"], 2)}
+    if "in_process_pytorch_text" in out:
+        torch_reference = out["in_process_pytorch_text"]
+        out["http_over_in_process_pytorch_text"] = {
+            "p50": round(out["http_sequential"]["p50_ms"] / torch_reference["p50_ms"], 2),
+            "p99": round(out["http_sequential"]["p99_ms"] / torch_reference["p99_ms"], 2)}
     rss_after = _query_worker_rss_gb()
     if rss_before is not None and rss_after is not None:
         out["query_worker_rss_gb"] = {"before_load": rss_before, "after_load": rss_after}
