@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.engines.onnx_visual import ONNX_DIR, OPSET, checkpoint_fingerprint, cpu_threads
+from workers.engines.onnx_visual import ONNX_DIR, OPSET, checkpoint_fingerprint, cpu_session
 from workers.store import atomic_output, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
@@ -88,15 +88,7 @@ class OnnxText:
     """An ONNX Runtime session over the exported text tower: tokens in, raw features out."""
 
     def __init__(self, model_path: Path, threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or cpu_threads()
-        options.inter_op_num_threads = 1
-        # A search's pass is short and the API shares the cores: idle threads sleep.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(model_path, threads)
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, tokens: Tokens) -> np.ndarray:

@@ -217,23 +217,29 @@ def quantize_vision(folder: Path, weights: str | None = None) -> Path:
     return _atomic_output(int8_path(folder), write)
 
 
+def cpu_session(model_path: Path, threads: int | None = None):
+    """An ONNX Runtime CPU session with every graph optimisation, ``threads`` intra-op threads
+    (default: the cores) that sleep when idle, and ops run one after another."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or cpu_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Idle pool threads otherwise busy-wait for the next op, taking a core from the video
+    # decoder that runs beside the embedder in the analysis pipeline, from the API beside a
+    # search, and from other workers. Measured faster without spinning, alone and beside decoding.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxVision:
     """An ONNX Runtime session over an exported tower: float32 NCHW pixels in, unit rows out."""
 
     def __init__(self, model_path: Path, threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or cpu_threads()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Idle pool threads otherwise busy-wait for the next op, taking a core from the video
-        # decoder that runs beside the embedder in the analysis pipeline (and from other
-        # workers). Measured faster without spinning, alone and beside decoding.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(model_path)
-        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(model_path, threads)
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
