@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import io
 import json
 import os
 import sys
@@ -52,8 +51,12 @@ THUMBNAILS = 120  # distinct JPEGs, cycled through every file's pack
 
 
 def _thumbnails(max_side: int = 384, quality: int = 65) -> list[bytes]:
-    """Smooth, textured 384x216 frames: JPEG sizes like real footage's (not flat colour)."""
+    """Smooth, textured 384x216 frames, encoded as the analysis pipeline stores thumbnails
+    (quality 65, encoded again lower above its 9 kB cap): this grain is as detailed as busy
+    footage, so most land near the cap, above the 5 kB mean of ordinary footage."""
     from PIL import Image, ImageFilter
+
+    from workers.pipeline.visual import encode_thumbnail
 
     rng = np.random.default_rng(1)
     out = []
@@ -62,9 +65,7 @@ def _thumbnails(max_side: int = 384, quality: int = 65) -> list[bytes]:
         image = Image.fromarray(base).resize((max_side, max_side * 9 // 16), Image.BICUBIC)
         grain = rng.normal(0, 12, (max_side * 9 // 16, max_side, 3))
         image = Image.fromarray(np.clip(np.asarray(image) + grain, 0, 255).astype(np.uint8))
-        buffer = io.BytesIO()
-        image.filter(ImageFilter.SMOOTH).save(buffer, "JPEG", quality=quality, optimize=True)
-        out.append(buffer.getvalue())
+        out.append(encode_thumbnail(np.asarray(image.filter(ImageFilter.SMOOTH)), quality))
     return out
 
 

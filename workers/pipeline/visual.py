@@ -41,7 +41,9 @@ THUMBNAIL_MAX_BYTES = 9_000
 THUMBNAIL_MIN_QUALITY = 40
 
 
-def _jpeg(rgb: np.ndarray, quality: int, max_bytes: int = THUMBNAIL_MAX_BYTES) -> bytes:
+def encode_thumbnail(rgb: np.ndarray, quality: int, max_bytes: int = THUMBNAIL_MAX_BYTES) -> bytes:
+    """A stored thumbnail's JPEG: ``quality``, or lower (down to THUMBNAIL_MIN_QUALITY) while it
+    is above ``max_bytes``."""
     image = Image.fromarray(rgb)
     while True:
         buffer = io.BytesIO()
@@ -226,7 +228,7 @@ def _decode_pass(info, folder, manifest, engine, face_sink, progress, should_can
     # Frames go to the embedding thread whole (the decoder's buffers are reference-counted):
     # it scales them (one swscale call to the thumbnail size), encodes and embeds them.
     embedder = _Embedder(engine if (engine and engine.key not in manifest.get("embeddings", {})) else None,
-                         encode=None if keep_frames else lambda rgb: _jpeg(rgb, quality),
+                         encode=None if keep_frames else lambda rgb: encode_thumbnail(rgb, quality),
                          thumbnail=lambda frame: frame.rgb(max_side))
     shots = _Shots(info, wanted=not keep_frames or "shots" not in manifest)
     try:
