@@ -31,7 +31,7 @@ def test_detailed_thumbnails_stay_within_the_storage_budget():
     plain = io.BytesIO()
     Image.fromarray(grainy).save(plain, "JPEG", quality=65, optimize=True)
     assert plain.tell() > visual.THUMBNAIL_MAX_BYTES
-    heavy = visual._jpeg(grainy, 65)
+    heavy = visual.encode_thumbnail(grainy, 65)
     assert len(heavy) <= visual.THUMBNAIL_MAX_BYTES
     decoded = np.asarray(Image.open(io.BytesIO(heavy)).convert("RGB"), dtype=np.float64)
     assert decoded.shape == (216, 384, 3)
@@ -40,7 +40,7 @@ def test_detailed_thumbnails_stay_within_the_storage_budget():
     smooth = np.broadcast_to(np.linspace(0, 255, 384, dtype=np.uint8)[None, :, None], (216, 384, 3)).copy()
     plain = io.BytesIO()
     Image.fromarray(smooth).save(plain, "JPEG", quality=65, optimize=True)
-    assert visual._jpeg(smooth, 65) == plain.getvalue()  # a typical frame is untouched
+    assert visual.encode_thumbnail(smooth, 65) == plain.getvalue()  # a typical frame is untouched
 
 
 def test_high_bitrate_video_skips_deblocking_without_visible_change(clip, tmp_path, monkeypatch):
