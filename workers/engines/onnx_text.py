@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.engines.onnx_visual import ONNX_DIR, OPSET, checkpoint_fingerprint, cpu_session
+from workers.engines.onnx_visual import ONNX_DIR, OPSET, checkpoint_fingerprint, cpu_session, min_cosine
 from workers.store import atomic_output, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
@@ -95,18 +95,12 @@ class OnnxText:
         return self.session.run(None, {name: np.asarray(tokens[name], dtype=np.int64) for name in self.inputs})[0]
 
 
-def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return float((a * b).sum(axis=1).min())
-
-
 def _agreement(session: OnnxText, tokenize: Callable[[list[str]], Tokens],
                torch_run: Callable[[Tokens], np.ndarray]) -> float:
     """Worst cosine between ONNX and PyTorch over the check texts, batched and one by one."""
-    worst = _min_cosine(session(tokenize(CHECK_TEXTS)), torch_run(tokenize(CHECK_TEXTS)))
+    worst = min_cosine(session(tokenize(CHECK_TEXTS)), torch_run(tokenize(CHECK_TEXTS)))
     for text in CHECK_TEXTS[:3]:
-        worst = min(worst, _min_cosine(session(tokenize([text])), torch_run(tokenize([text]))))
+        worst = min(worst, min_cosine(session(tokenize([text])), torch_run(tokenize([text]))))
     return worst
 
 

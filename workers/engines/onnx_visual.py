@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.store import FILE_MODE, atomic_write_json, read_json
+from workers.store import atomic_output, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
@@ -144,21 +143,10 @@ def vision_tower(model):
     return VisionTower(model).eval()
 
 
-def _atomic_output(target: Path, write: Callable[[str], None]) -> Path:
-    """Run ``write(tmp_path)`` and rename the result onto ``target``; no torn file either way."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".onnx.tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        try:  # mkstemp makes 0600; workers of other users read a shared models folder
-            os.chmod(tmp, FILE_MODE)
-        except OSError:
-            pass  # some network shares refuse chmod
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_atomically(target: Path, write: Callable[[str], None]) -> Path:
+    """``write(tmp_path)`` through ``store.atomic_output``: no torn model file either way."""
+    with atomic_output(target, suffix=".onnx.tmp") as tmp:
+        write(str(tmp))
     return target
 
 
@@ -183,7 +171,7 @@ def export_vision(model, folder: Path, resolution: int) -> Path:
                 opset_version=OPSET, dynamo=False,
             )
 
-    return _atomic_output(onnx_paths(folder)[0], write)
+    return _write_atomically(onnx_paths(folder)[0], write)
 
 
 class _DropPreprocessHint(logging.Filter):
@@ -214,7 +202,7 @@ def quantize_vision(folder: Path, weights: str | None = None) -> Path:
         finally:
             logging.getLogger().removeFilter(hint)
 
-    return _atomic_output(int8_path(folder), write)
+    return _write_atomically(int8_path(folder), write)
 
 
 def cpu_session(model_path: Path, threads: int | None = None):
@@ -301,7 +289,9 @@ def compare_speed(runs: dict[str, Callable[[np.ndarray], np.ndarray]], pixels: n
 
 
 def min_cosine(rows: np.ndarray, reference: np.ndarray) -> float:
+    """The worst cosine between matching rows of two arrays."""
     rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    reference = reference / np.maximum(np.linalg.norm(reference, axis=1, keepdims=True), 1e-12)
     return float(np.min(np.sum(rows * reference, axis=1)))
 
 
