@@ -325,3 +325,30 @@ def test_import_speech_checkpoints(tmp_path):
     spec = import_model("my-whisper", ct2, models_dir=tmp_path / "models")
     assert (spec.kind, spec.family, spec.multilingual) == ("speech", "faster-whisper", True)
     assert (tmp_path / "models" / "my-whisper" / "model.bin").exists()
+
+
+@pytest.mark.parametrize("key", ["tiny-clip", "tiny-siglip"])
+def test_the_export_writes_patch_embeddings_as_a_matmul_and_leaves_the_model_as_it_was(key, sources, tmp_path):
+    import onnx
+    import torch
+    from transformers import AutoModel
+
+    from workers.engines.onnx_visual import OnnxVision, export_vision, quantize_vision, vision_tower
+
+    model = AutoModel.from_pretrained(sources[key]).eval()
+    resolution = model.config.vision_config.image_size
+    pixels = torch.from_numpy(np.random.default_rng(3).normal(size=(3, 3, resolution, resolution)).astype(np.float32))
+    with torch.no_grad():
+        before = vision_tower(model)(pixels).numpy()
+    folder = tmp_path / key
+    (folder / "onnx").mkdir(parents=True)
+    exported = export_vision(model, folder, resolution)
+    ops = {node.op_type for node in onnx.load(str(exported)).graph.node}
+    assert "Conv" not in ops  # the patch embedding is a MatMul, so int8 quantizes it too
+    int8_ops = {node.op_type for node in onnx.load(str(quantize_vision(folder))).graph.node}
+    assert "Conv" not in int8_ops
+    with torch.no_grad():
+        after = vision_tower(model)(pixels).numpy()
+    assert isinstance(model.vision_model.embeddings.patch_embedding, torch.nn.Conv2d)
+    np.testing.assert_array_equal(after, before)  # the PyTorch model itself is untouched
+    assert np.sum(OnnxVision(exported)(pixels.numpy()) * before, axis=1).min() > 0.99999

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -118,33 +117,66 @@ def _sample(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Features:
-    """One frame's normalised luma samples and its chroma samples, in one vector whose mean
-    absolute difference to another frame's is the luma term plus the chroma term."""
+    """Frames' normalised luma samples and their chroma samples, one row each, in one matrix:
+    a row's mean absolute difference to another frame's is the luma term plus the chroma term.
 
-    __slots__ = ("vector", "size", "mean", "flat")
+    Made for a block of frames at once (a few whole-matrix operations instead of a dozen small
+    ones per frame: in the 1 fps pass over the bench video, 2.0 → 1.6 CPU s for 6885 frames)."""
 
-    def __init__(self, frame: av.VideoFrame):
-        luma, chroma = _sample(frame)
-        self.mean = float(luma.mean())
-        centred = luma.ravel() - self.mean
-        contrast = float(centred.std())
+    __slots__ = ("vectors", "size", "means", "flat")
+
+    def __init__(self, samples: list[tuple[np.ndarray, np.ndarray]]):
+        luma = np.stack([sample[0].ravel() for sample in samples])
+        chroma = np.stack([sample[1].ravel() for sample in samples])
+        self.means = luma.mean(axis=1)
+        centred = luma - self.means[:, None]
+        contrast = centred.std(axis=1)
         self.flat = contrast < CONTRAST_FLOOR
-        centred *= CONTRAST_SCALE / max(contrast, CONTRAST_FLOOR)
-        self.size = centred.size
+        centred *= (CONTRAST_SCALE / np.maximum(contrast, CONTRAST_FLOOR))[:, None]
+        self.size = centred.shape[1]
         # Chroma weighted so that its mean difference counts as much as luma's.
-        self.vector = np.concatenate([centred, chroma.ravel() * (centred.size / max(1, chroma.size))])
+        self.vectors = np.concatenate([centred, chroma * (self.size / max(1, chroma.shape[1]))], axis=1)
 
-    def distance(self, other: _Features) -> float:
-        if self.vector.shape != other.vector.shape or self.size != other.size:
-            return 255.0  # resolution changed mid-stream: a new shot
-        share = MEAN_SHARE_FLAT if self.flat and other.flat else MEAN_SHARE
-        return float(np.abs(self.vector - other.vector).sum()) / self.size + share * abs(self.mean - other.mean)
+    def __len__(self) -> int:
+        return len(self.means)
+
+    def distances(self, other: _Features, lag: int) -> np.ndarray:
+        """Distance from each row ``i >= lag`` of ``other + self`` (rows of ``other`` first) to
+        row ``i - lag``, for the rows of ``self``; NaN where there is no such earlier row."""
+        out = np.full(len(self), np.nan)
+        if self.vectors.shape[1] != other.vectors.shape[1] or self.size != other.size:
+            # Resolution changed mid-stream: a new shot.
+            out[max(0, lag - len(other)):min(lag, len(self))] = 255.0
+            other = self.tail(0)
+        vectors = np.concatenate([other.vectors, self.vectors])
+        means = np.concatenate([other.means, self.means])
+        flat = np.concatenate([other.flat, self.flat])
+        first = max(lag, len(other))  # first row (of the joined matrix) with an earlier row
+        if first >= len(vectors):
+            return out
+        now, then = slice(first, None), slice(first - lag, len(vectors) - lag)
+        share = np.where(flat[now] & flat[then], MEAN_SHARE_FLAT, MEAN_SHARE)
+        values = np.abs(vectors[now] - vectors[then]).sum(axis=1) / self.size + share * np.abs(means[now] - means[then])
+        out[first - len(other):] = np.where(np.isnan(out[first - len(other):]), values, out[first - len(other):])
+        return out
+
+    def tail(self, rows: int) -> _Features:
+        part = _Features.__new__(_Features)
+        first = max(0, len(self) - rows)
+        part.vectors, part.means, part.flat, part.size = (self.vectors[first:], self.means[first:],
+                                                          self.flat[first:], self.size)
+        return part
+
+
+# Frames sampled before their scores are worked out together (memory: ~22 kB a frame).
+SCORE_BLOCK = 64
 
 
 class ShotDetector:
     """Feed decoded frames in display order with ``add``; ``shots`` gives the shots.
 
-    Keeps one score per frame (and three tiny frames), so it can ride along any decode loop.
+    Keeps one score per frame (and up to ``SCORE_BLOCK`` tiny frames not yet scored), so it
+    can ride along any decode loop.
     Frame numbers may jump (a decoder skipping frames nobody references): a jump seen around a
     candidate makes it *uncertain*, and ``shots`` asks ``refine`` to decide it on every frame.
     """
@@ -152,20 +184,52 @@ class ShotDetector:
     def __init__(self) -> None:
         self.frames: list[int] = []
         self.times: list[float] = []
-        self.scores: list[float] = []
+        self._scores: list[float] = []
         # back[j][k]: distance from frame j to frame j-2-k (k < FLASH_FRAMES): does an older picture return?
-        self.back: list[tuple[float, ...]] = []
-        self._recent: deque[_Features] = deque(maxlen=FLASH_FRAMES + 1)
+        self._back: list[tuple[float, ...]] = []
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._recent: _Features | None = None  # the last FLASH_FRAMES + 1 frames scored
 
     def add(self, frame: av.VideoFrame, number: int, time: float) -> None:
-        features = _Features(frame)
-        recent = self._recent
         self.frames.append(int(number))
         self.times.append(float(time))
-        self.scores.append(features.distance(recent[-1]) if recent else 0.0)
-        older = list(recent)[:-1][::-1]  # frames j-2, j-3, …
-        self.back.append(tuple(features.distance(old) for old in older))
-        recent.append(features)
+        self._pending.append(_sample(frame))
+        if len(self._pending) >= SCORE_BLOCK:
+            self._score()
+
+    @property
+    def scores(self) -> list[float]:
+        """The change score of each frame added (0 for the first)."""
+        self._score()
+        return self._scores
+
+    @property
+    def back(self) -> list[tuple[float, ...]]:
+        self._score()
+        return self._back
+
+    def _score(self) -> None:
+        pending, self._pending = self._pending, []
+        start = 0
+        while start < len(pending):  # runs of one sample shape (one resolution)
+            shape = (pending[start][0].shape, pending[start][1].shape)
+            end = start + 1
+            while end < len(pending) and (pending[end][0].shape, pending[end][1].shape) == shape:
+                end += 1
+            self._score_run(_Features(pending[start:end]))
+            start = end
+
+    def _score_run(self, block: _Features) -> None:
+        recent = self._recent if self._recent is not None else block.tail(0)
+        lags = [block.distances(recent, lag) for lag in range(1, FLASH_FRAMES + 2)]
+        for i in range(len(block)):
+            score = lags[0][i]
+            self._scores.append(0.0 if np.isnan(score) else float(score))
+            # frames j-2, j-3, …, as far as there are any
+            self._back.append(tuple(float(lag[i]) for lag in lags[1:] if not np.isnan(lag[i])))
+        joined = block if self._recent is None or self._recent.size != block.size \
+            or self._recent.vectors.shape[1] != block.vectors.shape[1] else _join(self._recent, block)
+        self._recent = joined.tail(FLASH_FRAMES + 1)
 
     def _seen_before(self, i: int) -> bool:
         """Was the frame just before frame i decoded too (so a cut at i is exactly there)?"""
@@ -281,6 +345,15 @@ def _open_video(path: str | os.PathLike):
 
 def _stream_start(stream) -> float:
     return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+
+
+def _join(first: _Features, second: _Features) -> _Features:
+    joined = _Features.__new__(_Features)
+    joined.vectors = np.concatenate([first.vectors, second.vectors])
+    joined.means = np.concatenate([first.means, second.means])
+    joined.flat = np.concatenate([first.flat, second.flat])
+    joined.size = second.size
+    return joined
 
 
 class Refiner:
