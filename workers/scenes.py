@@ -140,32 +140,36 @@ class _Features:
     def __len__(self) -> int:
         return len(self.means)
 
-    def distances(self, other: _Features, lag: int) -> np.ndarray:
-        """Distance from each row ``i >= lag`` of ``other + self`` (rows of ``other`` first) to
-        row ``i - lag``, for the rows of ``self``; NaN where there is no such earlier row."""
-        out = np.full(len(self), np.nan)
-        if self.vectors.shape[1] != other.vectors.shape[1] or self.size != other.size:
-            # Resolution changed mid-stream: a new shot.
-            out[max(0, lag - len(other)):min(lag, len(self))] = 255.0
-            other = self.tail(0)
-        vectors = np.concatenate([other.vectors, self.vectors])
-        means = np.concatenate([other.means, self.means])
-        flat = np.concatenate([other.flat, self.flat])
-        first = max(lag, len(other))  # first row (of the joined matrix) with an earlier row
-        if first >= len(vectors):
-            return out
-        now, then = slice(first, None), slice(first - lag, len(vectors) - lag)
-        share = np.where(flat[now] & flat[then], MEAN_SHARE_FLAT, MEAN_SHARE)
-        values = np.abs(vectors[now] - vectors[then]).sum(axis=1) / self.size + share * np.abs(means[now] - means[then])
-        out[first - len(other):] = np.where(np.isnan(out[first - len(other):]), values, out[first - len(other):])
-        return out
+    @classmethod
+    def _of(cls, vectors: np.ndarray, means: np.ndarray, flat: np.ndarray, size: int) -> _Features:
+        rows = cls.__new__(cls)
+        rows.vectors, rows.means, rows.flat, rows.size = vectors, means, flat, size
+        return rows
+
+    def same_shape(self, other: _Features) -> bool:
+        """False where the resolution changed between the two (their samples do not compare)."""
+        return self.size == other.size and self.vectors.shape[1] == other.vectors.shape[1]
+
+    def then(self, other: _Features) -> _Features:
+        """These rows followed by ``other``'s (of the same shape)."""
+        return _Features._of(np.concatenate([self.vectors, other.vectors]), np.concatenate([self.means, other.means]),
+                             np.concatenate([self.flat, other.flat]), self.size)
 
     def tail(self, rows: int) -> _Features:
-        part = _Features.__new__(_Features)
         first = max(0, len(self) - rows)
-        part.vectors, part.means, part.flat, part.size = (self.vectors[first:], self.means[first:],
-                                                          self.flat[first:], self.size)
-        return part
+        return _Features._of(self.vectors[first:], self.means[first:], self.flat[first:], self.size)
+
+    def distances(self, lag: int, start: int) -> np.ndarray:
+        """Distance from each row from ``start`` on to the row ``lag`` before it; NaN where
+        there is none."""
+        out = np.full(len(self) - start, np.nan)
+        first = max(lag, start)
+        if first < len(self):
+            now, then = slice(first, None), slice(first - lag, len(self) - lag)
+            share = np.where(self.flat[now] & self.flat[then], MEAN_SHARE_FLAT, MEAN_SHARE)
+            out[first - start:] = (np.abs(self.vectors[now] - self.vectors[then]).sum(axis=1) / self.size
+                                   + share * np.abs(self.means[now] - self.means[then]))
+        return out
 
 
 # Frames sampled before their scores are worked out together (memory: ~22 kB a frame).
@@ -220,16 +224,20 @@ class ShotDetector:
             start = end
 
     def _score_run(self, block: _Features) -> None:
-        recent = self._recent if self._recent is not None else block.tail(0)
-        lags = [block.distances(recent, lag) for lag in range(1, FLASH_FRAMES + 2)]
+        recent = self._recent
+        changed = recent is not None and not recent.same_shape(block)
+        context = block.tail(0) if recent is None or changed else recent
+        rows = context.then(block)
+        lags = [rows.distances(lag, len(context)) for lag in range(1, FLASH_FRAMES + 2)]
+        if changed:  # resolution changed mid-stream: a new shot, whichever older frame it meets
+            for lag, values in enumerate(lags, start=1):
+                values[max(0, lag - len(recent)):min(lag, len(block))] = 255.0
         for i in range(len(block)):
             score = lags[0][i]
             self._scores.append(0.0 if np.isnan(score) else float(score))
             # frames j-2, j-3, …, as far as there are any
             self._back.append(tuple(float(lag[i]) for lag in lags[1:] if not np.isnan(lag[i])))
-        joined = block if self._recent is None or self._recent.size != block.size \
-            or self._recent.vectors.shape[1] != block.vectors.shape[1] else _join(self._recent, block)
-        self._recent = joined.tail(FLASH_FRAMES + 1)
+        self._recent = rows.tail(FLASH_FRAMES + 1)
 
     def _seen_before(self, i: int) -> bool:
         """Was the frame just before frame i decoded too (so a cut at i is exactly there)?"""
@@ -345,15 +353,6 @@ def _open_video(path: str | os.PathLike):
 
 def _stream_start(stream) -> float:
     return float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-
-
-def _join(first: _Features, second: _Features) -> _Features:
-    joined = _Features.__new__(_Features)
-    joined.vectors = np.concatenate([first.vectors, second.vectors])
-    joined.means = np.concatenate([first.means, second.means])
-    joined.flat = np.concatenate([first.flat, second.flat])
-    joined.size = second.size
-    return joined
 
 
 class Refiner:

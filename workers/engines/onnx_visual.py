@@ -191,7 +191,7 @@ def _patch_matmul(conv):
 def _patches_as_matmuls(model) -> Iterator[None]:
     """Within the block, every patch Conv2d of ``model`` is its MatMul twin; restored after."""
     swapped = []
-    for parent in model.modules():
+    for parent in list(model.modules()):  # the tree as it was: swapped children are not visited
         for name, child in list(parent.named_children()):
             if _is_patch_conv(child):
                 setattr(parent, name, _patch_matmul(child))
